@@ -1,0 +1,1 @@
+"""Command-line interface: ``detect scan``, ``detect inspect`` and friends."""

@@ -1,0 +1,1 @@
+"""Labelled image folders, manifests, perturbations and splits."""
