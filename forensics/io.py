@@ -208,6 +208,7 @@ def load_image_bytes(
     path: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
+    region_size: int = REGION_SIZE,
     thumbnail_size: int | None = None,
 ) -> LoadedImage:
     """Decode image bytes for analysis.
@@ -218,8 +219,8 @@ def load_image_bytes(
         max_pixels: Refuse images with more pixels than this (decompression
             bomb guard), checked from the header before decoding. Must be > 0.
         max_full_pixels: Images above this are analysed as up to
-            ``MAX_REGIONS`` full-resolution regions of ``REGION_SIZE`` pixels.
-            Must be > 0.
+            ``MAX_REGIONS`` full-resolution regions. Must be > 0.
+        region_size: Side of those regions in pixels, >= 64.
         thumbnail_size: When given, also return an RGB ``uint8`` thumbnail at
             most this many pixels on its long side. Must be > 0.
 
@@ -238,6 +239,8 @@ def load_image_bytes(
         raise ValueError(f"max_full_pixels must be > 0, got {max_full_pixels}")
     if thumbnail_size is not None and thumbnail_size <= 0:
         raise ValueError(f"thumbnail_size must be > 0, got {thumbnail_size}")
+    if region_size < 64:
+        raise ValueError(f"region_size must be >= 64, got {region_size}")
     if len(data) == 0:
         raise ImageLoadError(path, "empty", "file is empty (0 bytes)")
     _register_heif()
@@ -309,13 +312,13 @@ def load_image_bytes(
         if width * height <= max_full_pixels:
             regions = (to_float_rgb(oriented),)
         else:
-            boxes = _region_boxes(width, height, REGION_SIZE, MAX_REGIONS)
+            boxes = _region_boxes(width, height, region_size, MAX_REGIONS)
             regions = tuple(to_float_rgb(oriented.crop(box)) for box in boxes)
             flags.append(
                 QualityFlag(
                     "huge_image_tiled",
                     f"{width}x{height} image analysed on {len(boxes)} full-resolution "
-                    f"{REGION_SIZE}px regions (never resized)",
+                    f"{region_size}px regions (never resized)",
                 )
             )
     except ValueError as exc:

@@ -1,0 +1,195 @@
+"""Per-image analysis: load, run every detector, fuse, and build the record.
+
+:class:`Pipeline` is the one place that turns a file into a scan record, so
+the CLI, the HTML report and any other engine produce identical records.
+A failing detector becomes a result with ``status: "error"``; a file that
+cannot be loaded becomes an error record. Neither stops the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from detectors.base import Detector, DetectorResult, create_detector
+from detectors.fusion import Calibration, fuse, load_calibration
+from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
+from forensics.io import DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
+from forensics.jpeg import jpeg_info
+
+__all__ = ["Analysis", "DEFAULT_DETECTORS", "Pipeline", "image_quality_flags"]
+
+#: Detectors run by ``detect scan`` unless told otherwise.
+DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral")
+#: Images smaller than this on either side get the ``small_image`` flag.
+SMALL_SIDE = 128
+_THUMB = 256
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A record and, when asked for, the small images for its report card."""
+
+    record: dict[str, Any]
+    visuals: Visuals | None = None
+
+
+def image_quality_flags(image: LoadedImage) -> list[QualityFlag]:
+    """Quality flags derived from the image (beyond those the loader set).
+
+    Args:
+        image: A loaded image.
+
+    Returns:
+        Flags such as ``small_image``, ``heavy_jpeg`` or ``no_exif``.
+    """
+    flags = list(image.quality_flags)
+    if min(image.width, image.height) < SMALL_SIDE:
+        flags.append(QualityFlag("small_image", f"{image.width}x{image.height} is small: pixel evidence is weak"))
+    info = jpeg_info(image.data) if image.format in ("JPEG", "MPO") else None
+    if info is not None and info.quality is not None and info.quality < 75:
+        flags.append(
+            QualityFlag("heavy_jpeg", f"re-compressed at low JPEG quality (about {info.quality}): pixel evidence is weak")
+        )
+    if image.exif is None:
+        flags.append(QualityFlag("no_exif", "no EXIF metadata (common after editing or upload; not evidence either way)"))
+    return flags
+
+
+class Pipeline:
+    """Runs a fixed set of detectors and a calibration over images.
+
+    Args:
+        detectors: Detector instances, or registry names to build with default options.
+        calibration: Thresholds for fusion; the shipped calibration by default.
+        max_pixels: Decompression-bomb limit passed to the loader.
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector | str] = DEFAULT_DETECTORS,
+        *,
+        calibration: Calibration | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.detectors: list[Detector] = [create_detector(d) if isinstance(d, str) else d for d in detectors]
+        self.calibration = calibration if calibration is not None else load_calibration()
+        self.max_pixels = max_pixels
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Detector name -> version, for report headers."""
+        return {d.name: d.version for d in self.detectors}
+
+    def analyze_path(self, path: str | os.PathLike[str], *, visuals: bool = False) -> Analysis:
+        """Analyse one file; never raises for a bad file (returns an error record)."""
+        t0 = time.perf_counter()
+        name = os.fsdecode(path)
+        try:
+            image = load_image(path, max_pixels=self.max_pixels, thumbnail_size=_THUMB if visuals else None)
+        except ImageLoadError as exc:
+            return Analysis(self._error(name, exc.code, str(exc), t0))
+        except Exception as exc:  # noqa: BLE001 - one bad file must never stop a scan
+            return Analysis(self._error(name, "internal_error", f"{name}: {type(exc).__name__}: {exc}", t0))
+        return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+
+    def analyze_bytes(self, data: bytes, *, name: str, visuals: bool = False) -> Analysis:
+        """Analyse in-memory file bytes (e.g. an upload) under a display ``name``."""
+        t0 = time.perf_counter()
+        try:
+            image = load_image_bytes(data, path=name, max_pixels=self.max_pixels, thumbnail_size=_THUMB if visuals else None)
+        except ImageLoadError as exc:
+            return Analysis(self._error(name, exc.code, str(exc), t0, size=len(data)))
+        return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+
+    def _error(self, name: str, code: str, message: str, t0: float, size: int | None = None) -> dict[str, Any]:
+        if size is None:
+            try:
+                size = os.stat(name).st_size
+            except OSError:
+                size = None
+        return error_record(
+            name, code, message, size=size, calibration=self.calibration.to_dict(), total_s=time.perf_counter() - t0
+        )
+
+    def analyze_image(
+        self, image: LoadedImage, *, visuals: bool = False, t0: float | None = None, load_s: float = 0.0
+    ) -> Analysis:
+        """Run every detector on a loaded image, fuse, and build the record."""
+        t0 = time.perf_counter() if t0 is None else t0
+        t_det = time.perf_counter()
+        results: list[DetectorResult] = []
+        spectral_feats = None
+        for det in self.detectors:
+            ts = time.perf_counter()
+            try:
+                if hasattr(det, "analyze_with_features"):
+                    out = det.analyze_with_features(image)  # type: ignore[attr-defined]
+                    results.append(out.result)
+                    spectral_feats = out.features if out.features is not None else spectral_feats
+                else:
+                    results.append(det.analyze(image))
+            except Exception as exc:  # noqa: BLE001 - a detector bug must not lose the record
+                results.append(
+                    DetectorResult(
+                        name=det.name,
+                        version=det.version,
+                        status="error",
+                        message=f"{type(exc).__name__}: {exc}",
+                        time_s=time.perf_counter() - ts,
+                    )
+                )
+        detect_s = time.perf_counter() - t_det
+        flags = image_quality_flags(image)
+        verdict = fuse(results, self.calibration, quality_flags=[f.code for f in flags])
+        expl = list(verdict.explanations)
+        for r in results:
+            if r.status == "error":
+                expl.append(f"Detector {r.name} failed: {r.message}")
+        record: dict[str, Any] = {
+            "record_type": "image",
+            "schema_version": SCHEMA_VERSION,
+            "tool": tool_info(),
+            "file": {
+                "path": display_path(image.path or ""),
+                "sha256": image.sha256,
+                "format": image.format,
+                "width": image.width,
+                "height": image.height,
+                "bytes": len(image.data),
+                "mode": image.mode,
+                "frames": image.n_frames,
+            },
+            "status": "ok",
+            "error": None,
+            "label": verdict.label,
+            "score": None if verdict.score is None else round(float(verdict.score), 6),
+            "decided_by": verdict.decided_by,
+            "detectors": [r.to_dict() for r in results],
+            "quality_flags": [{"code": f.code, "message": f.message} for f in flags],
+            "explanations": expl,
+            "calibration": self.calibration.to_dict(),
+            "timing": {
+                "load_s": round(load_s, 6),
+                "detect_s": round(detect_s, 6),
+                "total_s": round(time.perf_counter() - t0, 6),
+            },
+        }
+        vis = None
+        if visuals:
+            vis = _make_visuals(image, spectral_feats)
+        return Analysis(record, vis)
+
+
+def _make_visuals(image: LoadedImage, feats: Any) -> Visuals:
+    from detectors.spectral import MIN_SIDE, extract_spectral_features, spectral_visuals
+
+    residual = spectrum = None
+    region = image.regions[0]
+    if min(region.shape[:2]) >= MIN_SIDE:
+        if feats is None:
+            feats = extract_spectral_features((region,), max_tiles=4)
+        residual, spectrum = spectral_visuals(region, feats.xd_spectrum)
+    return Visuals(thumbnail=image.thumbnail, residual=residual, spectrum=spectrum)

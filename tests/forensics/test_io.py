@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _helpers import encode, png_with_ihdr, textured
+from forensics.io import ImageLoadError, load_image, load_image_bytes, to_float_rgb
+
+
+def _check_rgb(arr: np.ndarray, h: int, w: int) -> None:
+    assert arr.dtype == np.float32
+    assert arr.shape == (h, w, 3)
+    assert 0.0 <= arr.min() and arr.max() <= 1.0
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_to_float_rgb_every_mode(mode: str) -> None:
+    base = Image.fromarray(textured(32, 48))
+    if mode == "I;16":
+        im = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        assert im.mode.startswith("I;16")
+    elif mode == "F":
+        im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.float32) / 255.0)
+    else:
+        im = base.convert(mode)
+    _check_rgb(to_float_rgb(im), 32, 48)
+
+
+def test_i16_scaled_by_full_range() -> None:
+    im = Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16))
+    assert np.allclose(to_float_rgb(im), 1.0)
+
+
+def test_input_image_not_modified() -> None:
+    im = Image.fromarray(textured(16, 16))
+    before = np.asarray(im).copy()
+    to_float_rgb(im)
+    assert np.array_equal(np.asarray(im), before)
+
+
+@pytest.mark.parametrize(
+    "fmt,mode,kw",
+    [
+        ("PNG", "RGB", {}),
+        ("PNG", "RGBA", {}),
+        ("PNG", "LA", {}),
+        ("PNG", "P", {}),
+        ("PNG", "L", {}),
+        ("JPEG", "RGB", {"quality": 90}),
+        ("JPEG", "L", {"quality": 90}),
+        ("JPEG", "CMYK", {"quality": 90}),
+        ("TIFF", "RGB", {}),
+        ("WEBP", "RGB", {"quality": 90}),
+        ("BMP", "RGB", {}),
+        ("GIF", "P", {}),
+    ],
+)
+def test_load_formats_and_modes(fmt: str, mode: str, kw: dict) -> None:
+    data = encode(Image.fromarray(textured(40, 60)).convert(mode), fmt, **kw)
+    img = load_image_bytes(data, path="x")
+    assert img.format == fmt
+    assert img.mode == mode
+    assert (img.width, img.height) == (60, 40)
+    _check_rgb(img.pixels, 40, 60)
+    assert img.data == data
+    if mode == "CMYK":
+        assert "cmyk" in {f.code for f in img.quality_flags}
+
+
+def test_load_16bit_png_and_tiff() -> None:
+    arr = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    for fmt in ("PNG", "TIFF"):
+        img = load_image_bytes(encode(Image.fromarray(arr), fmt), path="x")
+        _check_rgb(img.pixels, 64, 64)
+        assert img.pixels.max() > 0.9  # full 16-bit range used
+        assert "high_bit_depth" in {f.code for f in img.quality_flags}
+
+
+def test_heic_roundtrip() -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    try:
+        data = encode(Image.fromarray(textured(64, 64)), "HEIF", quality=90)
+    except Exception as exc:  # pragma: no cover - encoder missing in this libheif build
+        pytest.skip(f"no HEIF encoder: {exc}")
+    img = load_image_bytes(data, path="x.heic")
+    assert img.format in ("HEIF", "HEIC")
+    _check_rgb(img.pixels, 64, 64)
+
+
+def test_exif_orientation_applied() -> None:
+    im = Image.fromarray(textured(40, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img = load_image_bytes(encode(im, "JPEG", exif=exif.tobytes()), path="x")
+    assert (img.width, img.height) == (40, 60)
+    assert img.pixels.shape == (60, 40, 3)
+    assert img.exif is not None
+
+
+def test_animated_gif_first_frame_flagged() -> None:
+    frames = [Image.fromarray(textured(32, 32, seed=i)).convert("P") for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    img = load_image_bytes(buf.getvalue(), path="anim.gif")
+    assert img.n_frames == 3
+    assert "animated" in {f.code for f in img.quality_flags}
+
+
+def test_one_pixel_image_loads() -> None:
+    img = load_image_bytes(encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"), path="x")
+    assert img.pixels.shape == (1, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "data,code",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all" * 10, "not_image"),
+    ],
+)
+def test_bad_bytes_raise_named_error(data: bytes, code: str) -> None:
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(data, path="bad.jpg")
+    assert ei.value.code == code
+    assert "bad.jpg" in str(ei.value)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_files(fmt: str) -> None:
+    data = encode(Image.fromarray(textured(128, 128)), fmt)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(data[: len(data) // 2], path=f"cut.{fmt.lower()}")
+    assert ei.value.code in ("truncated", "decode_error")
+    assert f"cut.{fmt.lower()}" in str(ei.value)
+
+
+def test_decompression_bomb_refused_before_decoding() -> None:
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(png_with_ihdr(100_000, 100_000), path="bomb.png")
+    assert ei.value.code == "too_large"
+    assert "100000x100000" in str(ei.value)
+
+
+def test_huge_image_analysed_on_full_resolution_regions() -> None:
+    arr = textured(600, 900)
+    img = load_image_bytes(encode(Image.fromarray(arr), "PNG"), path="x", max_full_pixels=100_000, region_size=256)
+    assert not img.is_whole
+    assert 1 < len(img.regions) <= 9
+    for r in img.regions:
+        assert r.shape[:2] == (256, 256)
+    # regions are exact crops: no resampling
+    r0 = img.regions[0]
+    assert np.allclose(r0 * 255, arr[: r0.shape[0], : r0.shape[1]], atol=0.5)
+    assert "huge_image_tiled" in {f.code for f in img.quality_flags}
+
+
+def test_load_image_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(tmp_path / "missing.png")
+    assert ei.value.code == "missing" and "missing.png" in str(ei.value)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageLoadError, match="empty.png"):
+        load_image(tmp_path / "empty.png")
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(tmp_path)
+    assert ei.value.code == "not_file"
+
+
+def test_option_validation() -> None:
+    with pytest.raises(ValueError, match="max_pixels"):
+        load_image_bytes(b"x", max_pixels=0)
+    with pytest.raises(ValueError, match="thumbnail_size"):
+        load_image_bytes(b"x", thumbnail_size=0)
+
+
+def test_thumbnail() -> None:
+    img = load_image_bytes(encode(Image.fromarray(textured(300, 500)), "PNG"), path="x", thumbnail_size=100)
+    assert img.thumbnail is not None and img.thumbnail.dtype == np.uint8
+    assert max(img.thumbnail.shape[:2]) == 100
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_unreadable_file(tmp_path: Path) -> None:  # pragma: no cover - CI runs as root
+    p = tmp_path / "locked.png"
+    p.write_bytes(encode(Image.new("RGB", (4, 4)), "PNG"))
+    p.chmod(0)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(p)
+    assert ei.value.code == "unreadable"
