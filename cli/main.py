@@ -240,7 +240,41 @@ def _print_table(rows: Sequence[dict[str, Any]], report: Report, *, console: Con
     console.print(Text(f"{report.n_files} files. {counts}"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose heavy subcommands (torch, diffusers) are imported only when used.
+
+    ``lazy`` maps a command name to ``("module:attribute", "short help")``.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            target, _ = self.lazy[cmd_name]
+            mod, attr = target.split(":")
+            return getattr(importlib.import_module(mod), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, self.commands[n].get_short_help_str(60)) for n in sorted(self.commands)]
+        rows += [(n, h) for n, (_, h) in self.lazy.items()]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+#: Subcommands living in their own modules, imported on first use.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(tool_version(), prog_name="detect")
 def main() -> None:
     """Tell whether images were made by an AI generator.

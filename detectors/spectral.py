@@ -93,6 +93,8 @@ def _merge(spectra: list[PowerSpectrum]) -> PowerSpectrum:
 def extract_spectral_features(regions: tuple[np.ndarray, ...], *, max_tiles: int = 32) -> SpectralFeatures:
     """Compute the spectral feature vector.
 
+    Tiles overlap by half (Welch 1967), so a 512 px image gives 4 tiles of 256 rather than 1.
+
     Args:
         regions: One or more full-resolution RGB regions, ``float32``
             ``(H, W, 3)`` in ``[0, 1]``, each at least ``MIN_SIDE`` on both sides.
@@ -112,9 +114,8 @@ def extract_spectral_features(regions: tuple[np.ndarray, ...], *, max_tiles: int
     per_region = max(1, max_tiles // len(regions))
     xd, lap = [], []
     for region in regions:
-        xd.append(tiled_power_spectrum(cross_difference(region), tile=tile, max_tiles=per_region))
-        # crop the Laplacian by one pixel per side less than the cross-difference: same tile grid size
-        lap.append(tiled_power_spectrum(laplacian(region), tile=tile, max_tiles=per_region))
+        xd.append(tiled_power_spectrum(cross_difference(region), tile=tile, max_tiles=per_region, overlap=0.5))
+        lap.append(tiled_power_spectrum(laplacian(region), tile=tile, max_tiles=per_region, overlap=0.5))
     xd_s, lap_s = _merge(xd), _merge(lap)
     fx = periodic_peak_features(xd_s, periods=_PERIODS)
     fl = periodic_peak_features(lap_s, periods=_PERIODS)

@@ -37,8 +37,10 @@ class PowerSpectrum:
     n_tiles: int
 
 
-def tile_origins(height: int, width: int, *, tile: int, max_tiles: int | None = None) -> list[tuple[int, int]]:
-    """Top-left corners of non-overlapping tiles covering an image.
+def tile_origins(
+    height: int, width: int, *, tile: int, max_tiles: int | None = None, overlap: float = 0.0
+) -> list[tuple[int, int]]:
+    """Top-left corners of tiles covering an image, optionally overlapping.
 
     When there are more than ``max_tiles`` candidates, an evenly spaced subset
     is returned (deterministic: no RNG).
@@ -48,6 +50,8 @@ def tile_origins(height: int, width: int, *, tile: int, max_tiles: int | None = 
         width: Image width, >= ``tile``.
         tile: Tile side, >= 2.
         max_tiles: Upper bound on the number of tiles, >= 1, or ``None``.
+        overlap: Fraction of a tile shared with its neighbour, in ``[0, 0.75]``
+            (Welch's method uses 0.5).
 
     Returns:
         List of ``(y, x)`` origins.
@@ -59,12 +63,15 @@ def tile_origins(height: int, width: int, *, tile: int, max_tiles: int | None = 
         raise ValueError(f"tile must be >= 2, got {tile}")
     if max_tiles is not None and max_tiles < 1:
         raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
+    if not 0.0 <= overlap <= 0.75:
+        raise ValueError(f"overlap must be in [0, 0.75], got {overlap}")
     if height < tile or width < tile:
         raise ValueError(f"image {width}x{height} is smaller than one {tile}x{tile} tile")
-    ny, nx = height // tile, width // tile
+    step = max(1, int(round(tile * (1.0 - overlap))))
+    ny, nx = (height - tile) // step + 1, (width - tile) // step + 1
     # centre the grid so that borders (often cropped or padded) weigh less
-    oy, ox = (height - ny * tile) // 2, (width - nx * tile) // 2
-    origins = [(oy + i * tile, ox + j * tile) for i in range(ny) for j in range(nx)]
+    oy, ox = (height - (ny - 1) * step - tile) // 2, (width - (nx - 1) * step - tile) // 2
+    origins = [(oy + i * step, ox + j * step) for i in range(ny) for j in range(nx)]
     if max_tiles is not None and len(origins) > max_tiles:
         idx = np.linspace(0, len(origins) - 1, max_tiles).round().astype(int)
         origins = [origins[i] for i in idx]
@@ -77,6 +84,7 @@ def tiled_power_spectrum(
     tile: int = 256,
     max_tiles: int | None = 64,
     window: str | None = None,
+    overlap: float = 0.0,
 ) -> PowerSpectrum:
     """Welch-averaged power spectrum of a residual.
 
@@ -105,7 +113,7 @@ def tiled_power_spectrum(
         r = r[..., None]
     if r.ndim != 3:
         raise ValueError(f"residual must have shape (H, W) or (H, W, C), got {np.shape(residual)}")
-    origins = tile_origins(r.shape[0], r.shape[1], tile=tile, max_tiles=max_tiles)
+    origins = tile_origins(r.shape[0], r.shape[1], tile=tile, max_tiles=max_tiles, overlap=overlap)
     win = None
     if window == "hann":
         w1 = np.hanning(tile).astype(np.float64)

@@ -88,3 +88,11 @@ def test_input_not_modified() -> None:
     c = r.copy()
     tiled_power_spectrum(r, tile=128, window="hann")
     assert np.array_equal(r, c)
+
+
+def test_overlapping_tiles() -> None:
+    assert len(tile_origins(510, 510, tile=256)) == 1
+    o = tile_origins(510, 510, tile=256, overlap=0.5)
+    assert len(o) == 4 and all(y + 256 <= 510 and x + 256 <= 510 for y, x in o)
+    with pytest.raises(ValueError, match="overlap"):
+        tile_origins(510, 510, tile=256, overlap=0.9)
