@@ -93,7 +93,12 @@ class Pipeline:
             return Analysis(self._error(name, exc.code, str(exc), t0))
         except Exception as exc:  # noqa: BLE001 - one bad file must never stop a scan
             return Analysis(self._error(name, "internal_error", f"{name}: {type(exc).__name__}: {exc}", t0))
-        return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+        analysis = self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+        try:
+            analysis.record["file"]["mtime_ns"] = os.stat(path).st_mtime_ns
+        except OSError:
+            pass
+        return analysis
 
     def analyze_bytes(self, data: bytes, *, name: str, visuals: bool = False) -> Analysis:
         """Analyse in-memory file bytes (e.g. an upload) under a display ``name``."""
@@ -161,6 +166,7 @@ class Pipeline:
                 "bytes": len(image.data),
                 "mode": image.mode,
                 "frames": image.n_frames,
+                "mtime_ns": None,
             },
             "status": "ok",
             "error": None,

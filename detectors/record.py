@@ -9,7 +9,8 @@ Record layout::
       "record_type": "image",
       "schema_version": "1.0",
       "tool": {"name": "detect", "version": "0.1.0"},
-      "file": {"path", "sha256", "format", "width", "height", "bytes", "mode", "frames"},
+      "file": {"path", "sha256", "format", "width", "height", "bytes", "mode", "frames",
+               "mtime_ns"},                 # mtime_ns: for --resume; null for uploads
       "status": "ok" | "error",
       "error": null | {"code": str, "message": str},
       "label": "ai_confirmed" | "likely_ai" | "inconclusive" | "likely_real" | "error",
@@ -104,6 +105,7 @@ def error_record(
             "bytes": size,
             "mode": None,
             "frames": None,
+            "mtime_ns": None,
         },
         "status": "error",
         "error": {"code": code, "message": message},

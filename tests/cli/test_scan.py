@@ -12,9 +12,10 @@ from PIL import Image
 from rich.console import Console
 
 from _helpers import textured
-from cli.main import ExitStatus, Report, ScanConfig, main, run_scan
+from cli.main import main
+from cli.scan import ExitStatus, Report, ScanConfig, run_scan
 
-FAST = ["--detector", "test_spectral"]
+FAST = ["--detector", "test_spectral", "--jobs", "0"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ RECORD_KEYS = {
     "record_type", "schema_version", "tool", "file", "status", "error", "label", "score", "decided_by",
     "detectors", "quality_flags", "explanations", "calibration", "timing",
 }  # fmt: skip
-FILE_KEYS = {"path", "sha256", "format", "width", "height", "bytes", "mode", "frames"}
+FILE_KEYS = {"path", "sha256", "format", "width", "height", "bytes", "mode", "frames", "mtime_ns"}
 DETECTOR_KEYS = {"name", "version", "status", "score", "threshold", "claim", "strength", "evidence", "explanations", "message", "time_s"}
 
 

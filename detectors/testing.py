@@ -1,0 +1,47 @@
+"""Tiny detectors for tests of the engine: fixed delays, no maths.
+
+``test_slow`` sleeps 0.3 s per image and ``test_hang`` sleeps an hour, so
+tests can exercise progress, signals and the per-file time limit in real
+worker processes (which rebuild detectors by name).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from detectors.base import DetectorResult, register_detector
+from forensics.io import LoadedImage
+
+__all__ = ["SleepDetector"]
+
+
+class SleepDetector:
+    """Sleeps ``seconds`` and returns a fixed score of 0.5.
+
+    Args:
+        seconds: Delay per image, >= 0.
+    """
+
+    name = "sleep"
+    version = "sleep-1"
+
+    def __init__(self, *, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        self.seconds = seconds
+
+    def analyze(self, image: LoadedImage) -> DetectorResult:
+        """Sleep, then return score 0.5."""
+        time.sleep(self.seconds)
+        return DetectorResult(name=self.name, version=self.version, score=0.5, time_s=self.seconds)
+
+
+@register_detector("test_slow")
+def _slow(**kw: Any) -> SleepDetector:
+    return SleepDetector(seconds=kw.get("seconds", 0.3))
+
+
+@register_detector("test_hang")
+def _hang(**kw: Any) -> SleepDetector:
+    return SleepDetector(seconds=kw.get("seconds", 3600.0))

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from _helpers import textured
+from cli.engine import EngineConfig, ProcessEngine, make_engine
+from cli.main import main
+
+
+def _strip(rec: dict) -> dict:
+    rec = json.loads(json.dumps(rec))
+    rec.pop("timing", None)
+    for d in rec.get("detectors", []):
+        d.pop("time_s", None)
+    return rec
+
+
+def _folder(root: Path, n: int) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(textured(130, 140, seed=i)).save(root / f"img_{i:03d}.png")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return root
+
+
+def test_jobs2_gives_same_records_in_same_order(tmp_path: Path) -> None:
+    files = sorted(str(p) for p in _folder(tmp_path / "in", 5).iterdir())
+    serial = [_strip(a.record) for a in make_engine(EngineConfig(("test_spectral",), jobs=0)).map(files)]
+    eng = make_engine(EngineConfig(("test_spectral",), jobs=2))
+    try:
+        parallel = [_strip(a.record) for a in eng.map(files)]
+    finally:
+        eng.close()
+    assert serial == parallel
+    assert [r["file"]["path"] for r in parallel] == files
+
+
+def test_per_file_time_limit_kills_and_continues(tmp_path: Path) -> None:
+    files = sorted(str(p) for p in _folder(tmp_path / "in", 2).iterdir() if p.name != "broken.png")
+    eng = ProcessEngine(EngineConfig(("test_hang",), jobs=1, timeout_s=1.0))
+    t0 = time.monotonic()
+    try:
+        recs = [a.record for a in eng.map(files)]
+    finally:
+        eng.close()
+    assert [r["error"]["code"] for r in recs] == ["timeout", "timeout"]
+    assert "time limit" in recs[0]["error"]["message"] and files[0] in recs[0]["error"]["message"]
+    assert time.monotonic() - t0 < 60
+
+
+def test_resume_skips_unchanged_and_matches_uninterrupted_run(tmp_path: Path) -> None:
+    d = _folder(tmp_path / "in", 4)
+    runner = CliRunner()
+    full = tmp_path / "full.jsonl"
+    runner.invoke(main, ["scan", str(d), "-q", "--jobs", "0", "--detector", "test_spectral", "--jsonl", str(full)])
+    # an "interrupted" report: the first two records and a torn line
+    part = tmp_path / "part.jsonl"
+    lines = full.read_text().splitlines()
+    part.write_text("\n".join(lines[:2]) + '\n{"record_type": "ima')
+    r = runner.invoke(main, ["scan", str(d), "-q", "--jobs", "0", "--detector", "test_spectral", "--jsonl", str(part), "--resume", str(part)])
+    assert r.exit_code in (0, 1), r.output
+    a = [json.loads(x) for x in full.read_text().splitlines()]
+    b = [json.loads(x) for x in part.read_text().splitlines()]
+    assert [x["file"]["path"] for x in a[:-1]] == [x["file"]["path"] for x in b[:-1]]
+    # line 0 is broken.png: errors are retried; line 1 (img_000) is reused byte-identical, timings included
+    assert a[0]["status"] == "error" and a[1] == b[1]
+    assert [_strip(x) for x in a[:-1]] == [_strip(x) for x in b[:-1]]
+    assert not (tmp_path / "part.jsonl.prev").exists()
+    # a changed file is analysed again
+    img = d / "img_000.png"
+    Image.fromarray(textured(130, 140, seed=99)).save(img)
+    os.utime(img, ns=(time.time_ns(), time.time_ns() + 10**9))
+    out = tmp_path / "again.jsonl"
+    runner.invoke(main, ["scan", str(d), "-q", "--jobs", "0", "--detector", "test_spectral", "--jsonl", str(out), "--resume", str(part)])
+    c = [json.loads(x) for x in out.read_text().splitlines()]
+    assert c[1]["file"]["path"].endswith("img_000.png") and c[1]["file"]["sha256"] != b[1]["file"]["sha256"]
+    assert c[2] == b[2]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_leaves_valid_jsonl(tmp_path: Path, sig: int, code: int) -> None:
+    d = _folder(tmp_path / "in", 40)
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "scan", str(d), "--jobs", "0", "--detector", "test_slow", "--jsonl", str(out), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[-1]["record_type"] == "summary" and lines[-1]["exit_status"] == code
+    assert 2 <= len(lines) - 1 < 41
+    assert all(x["record_type"] == "image" for x in lines[:-1])
