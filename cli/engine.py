@@ -37,6 +37,7 @@ class EngineConfig:
         jobs: Worker processes; 0 runs in this process (no time limit enforced).
         timeout_s: Per-file wall-time limit in seconds (> 0).
         torch_threads: Threads each worker may give torch (avoids oversubscription).
+        engine: ``"local"`` (this machine) or ``"ray"`` (Ray Data; see :mod:`cli.ray_engine`).
     """
 
     detectors: tuple[str, ...]
@@ -45,8 +46,11 @@ class EngineConfig:
     jobs: int = 1
     timeout_s: float = 120.0
     torch_threads: int = 1
+    engine: str = "local"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
         if self.jobs < 0:
             raise ValueError(f"jobs must be >= 0, got {self.jobs}")
         if self.timeout_s <= 0:
@@ -216,6 +220,10 @@ class ProcessEngine:
             w.kill()
 
 
-def make_engine(config: EngineConfig) -> InProcessEngine | ProcessEngine:
-    """``InProcessEngine`` for ``jobs == 0``, else ``ProcessEngine``."""
+def make_engine(config: EngineConfig) -> Any:
+    """``RayEngine`` for ``engine == "ray"``; else ``InProcessEngine`` for ``jobs == 0``, else ``ProcessEngine``."""
+    if config.engine == "ray":
+        from cli.ray_engine import RayEngine
+
+        return RayEngine(config)
     return InProcessEngine(config) if config.jobs == 0 else ProcessEngine(config)

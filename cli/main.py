@@ -81,6 +81,7 @@ def main() -> None:
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True, help="Per-file time limit in seconds.")
 @click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False), help="Skip files already in this JSONL report and unchanged (size and mtime).")
 @click.option("--resume-hash", is_flag=True, help="With --resume, compare files by sha256 instead of size and mtime.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Run here, or on Ray Data (RAY_ADDRESS, else a local Ray; needs the [cluster] extra).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no verdict table.")
 def scan(
     paths: tuple[str, ...],
@@ -97,6 +98,7 @@ def scan(
     timeout_s: float,
     resume_path: str | None,
     resume_hash: bool,
+    engine: str,
     quiet: bool,
 ) -> None:
     """Scan image files and folders and report a verdict for each image.
@@ -131,6 +133,7 @@ def scan(
         timeout_s=timeout_s,
         resume_path=resume_path,
         resume_hash=resume_hash,
+        engine=engine,
     )
     err_console = Console(stderr=True)
     console = err_console if config.stdout_is_machine else Console()

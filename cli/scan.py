@@ -65,6 +65,7 @@ class ScanConfig:
         resume_path: A JSONL report of an earlier run: files in it that are
             unchanged are not analysed again.
         resume_hash: Compare files by sha256 instead of size and mtime when resuming.
+        engine: ``"local"`` or ``"ray"``.
     """
 
     paths: tuple[str, ...]
@@ -82,6 +83,7 @@ class ScanConfig:
     timeout_s: float = 120.0
     resume_path: str | None = None
     resume_hash: bool = False
+    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.fail_on not in FAIL_ON_CHOICES:
@@ -272,6 +274,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             visuals=config.html_path is not None,
             jobs=config.jobs,
             timeout_s=config.timeout_s,
+            engine=config.engine,
         )
     )
     models = _models(names)

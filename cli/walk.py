@@ -42,6 +42,9 @@ def iter_files(paths: Sequence[str], *, recursive: bool = True, extensions: Sequ
     exts = _norm_exts(extensions)
     seen: set[str] = set()
     for p in paths:
+        if "://" in p:
+            yield from _iter_url(p, recursive=recursive, exts=exts)
+            continue
         if os.path.isdir(p):
             errors: list[OSError] = []
             walker = os.walk(p, onerror=errors.append, followlinks=False)
@@ -64,3 +67,25 @@ def iter_files(paths: Sequence[str], *, recursive: bool = True, extensions: Sequ
                 yield Entry(p)
         else:
             yield Entry(p, "no such file or folder")
+
+
+def _iter_url(url: str, *, recursive: bool, exts: tuple[str, ...]) -> Iterator[Entry]:
+    """List an fsspec URL (``s3://bucket/prefix``): a single object, or the images under a prefix."""
+    try:
+        import fsspec
+    except ImportError:
+        yield Entry(url, "listing URLs needs fsspec (pip install -e '.[cluster]')")
+        return
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+        protocol = url.split("://", 1)[0]
+        if not fs.isdir(root):
+            yield Entry(url) if fs.exists(root) else Entry(url, "no such object")
+            return
+        found = fs.find(root, maxdepth=None if recursive else 1)
+    except Exception as exc:  # noqa: BLE001 - storage errors become records
+        yield Entry(url, f"cannot list: {exc}")
+        return
+    for key in sorted(found):
+        if os.path.splitext(key)[1].lower() in exts:
+            yield Entry(f"{protocol}://{key.lstrip('/')}" if protocol != "file" else f"file:///{key.lstrip('/')}")

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from detectors.base import Detector, DetectorResult, create_detector
 from detectors.fusion import Calibration, fuse, load_calibration
 from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
-from forensics.io import DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
+from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
 
 __all__ = ["Analysis", "DEFAULT_DETECTORS", "Pipeline", "image_quality_flags"]
@@ -26,6 +26,11 @@ DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "wate
 #: Images smaller than this on either side get the ``small_image`` flag.
 SMALL_SIDE = 128
 _THUMB = 256
+_EXT_FORMATS: dict[str, tuple[str, ...]] = {
+    ".jpg": ("JPEG", "MPO"), ".jpeg": ("JPEG", "MPO"), ".jpe": ("JPEG", "MPO"), ".png": ("PNG",),
+    ".webp": ("WEBP",), ".gif": ("GIF",), ".tif": ("TIFF",), ".tiff": ("TIFF",), ".bmp": ("BMP",),
+    ".heic": ("HEIF", "HEIC"), ".heif": ("HEIF", "HEIC"), ".avif": ("AVIF", "HEIF"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,13 @@ def image_quality_flags(image: LoadedImage) -> list[QualityFlag]:
         flags.append(
             QualityFlag("heavy_jpeg", f"re-compressed at low JPEG quality (about {info.quality}): pixel evidence is weak")
         )
+    if image.path:
+        ext = os.path.splitext(image.path)[1].lower()
+        expected = _EXT_FORMATS.get(ext)
+        if expected is not None and image.format not in expected:
+            flags.append(
+                QualityFlag("extension_mismatch", f"the file name says {ext} but the content is {image.format}")
+            )
     if image.exif is None:
         flags.append(QualityFlag("no_exif", "no EXIF metadata (common after editing or upload; not evidence either way)"))
     return flags
@@ -87,6 +99,8 @@ class Pipeline:
         """Analyse one file; never raises for a bad file (returns an error record)."""
         t0 = time.perf_counter()
         name = os.fsdecode(path)
+        if "://" in name:
+            return self._analyze_url(name, visuals=visuals, t0=t0)
         try:
             image = load_image(path, max_pixels=self.max_pixels, thumbnail_size=_THUMB if visuals else None)
         except ImageLoadError as exc:
@@ -100,6 +114,21 @@ class Pipeline:
             pass
         return analysis
 
+    def _analyze_url(self, url: str, *, visuals: bool, t0: float) -> Analysis:
+        """Read an fsspec URL (``s3://``, ``gs://``, ``file://``) and analyse its bytes."""
+        try:
+            import fsspec
+
+            with fsspec.open(url, "rb") as fh:
+                data = fh.read(DEFAULT_MAX_BYTES + 1)
+        except ImportError:
+            return Analysis(self._error(url, "unreadable", f"{url}: reading URLs needs fsspec (pip install -e '.[cluster]')", t0))
+        except Exception as exc:  # noqa: BLE001 - any storage failure is this file's error
+            return Analysis(self._error(url, "unreadable", f"{url}: cannot read: {exc}", t0))
+        if len(data) > DEFAULT_MAX_BYTES:
+            return Analysis(self._error(url, "too_large", f"{url}: object is larger than {DEFAULT_MAX_BYTES:,} bytes", t0))
+        return self.analyze_bytes(data, name=url, visuals=visuals)
+
     def analyze_bytes(self, data: bytes, *, name: str, visuals: bool = False) -> Analysis:
         """Analyse in-memory file bytes (e.g. an upload) under a display ``name``."""
         t0 = time.perf_counter()
@@ -110,7 +139,7 @@ class Pipeline:
         return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
 
     def _error(self, name: str, code: str, message: str, t0: float, size: int | None = None) -> dict[str, Any]:
-        if size is None:
+        if size is None and "://" not in name:
             try:
                 size = os.stat(name).st_size
             except OSError:

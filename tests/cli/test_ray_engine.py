@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from _helpers import textured
+from cli.engine import EngineConfig, make_engine
+from cli.walk import iter_files
+
+pytest.importorskip("ray")
+
+
+def _strip(rec: dict) -> dict:
+    rec = json.loads(json.dumps(rec))
+    rec.pop("timing", None)
+    for d in rec.get("detectors", []):
+        d.pop("time_s", None)
+    return rec
+
+
+def test_ray_records_match_local_engine(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(textured(150, 170, seed=i)).save(d / f"{i}.png")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    files = [e.path for e in iter_files([str(d)])]
+    local = [_strip(a.record) for a in make_engine(EngineConfig(("test_spectral",), jobs=0)).map(files)]
+    eng = make_engine(EngineConfig(("test_spectral",), jobs=2, engine="ray", visuals=True))
+    try:
+        out = list(eng.map(files))
+        # the same files through fsspec URLs
+        urls = [e.path for e in iter_files([f"file://{d}"])]
+        via_url = [_strip(a.record) for a in eng.map(urls)]
+    finally:
+        eng.close()
+    assert [_strip(a.record) for a in out] == local
+    assert out[1].visuals is not None and out[1].visuals.thumbnail is not None
+    assert len(via_url) == len(local)
+    for u, l in zip(via_url, local):
+        assert u["status"] == l["status"] and u["score"] == l["score"] and u["file"]["sha256"] == l["file"]["sha256"]
