@@ -1,0 +1,497 @@
+"""C2PA manifests (Content Credentials): validation state, signer, actions, source types.
+
+Reads the manifest store embedded in the original file bytes with
+c2pa-python (the c2pa-rs SDK), fully offline: remote manifests are never
+fetched, OCSP is never queried, and CAWG identity assertions are not decoded
+(resolving their ``did:web`` issuers would need the network). Trust is
+checked against the C2PA trust list anchors shipped with this package
+(``c2pa_trust_anchors.pem``, see ``TRUST_ANCHORS.md``) plus any PEM bundle the
+caller supplies.
+
+What is reported: the validation state (``Invalid``, ``Valid`` or
+``Trusted``), the signer, ``claim_generator`` / ``claim_generator_info``, every
+action of ``c2pa.actions`` and ``c2pa.actions.v2`` in the active manifest and
+in its ingredients' manifests, and every ``digitalSourceType``.
+``trainedAlgorithmicMedia`` means AI-generated and
+``compositeWithTrainedAlgorithmicMedia`` AI-edited. A manifest that fails
+validation is reported, with its declared claim at weak strength; it is never
+treated as absent.
+
+References:
+    C2PA Technical Specification 2.1/2.2 (c2pa.org/specifications): claims,
+    assertions (``c2pa.actions``, ``c2pa.actions.v2``, ``c2pa.ingredient``),
+    validation states and status codes, trust lists.
+    IPTC NewsCodes Digital Source Type vocabulary
+    (https://cv.iptc.org/newscodes/digitalsourcetype/).
+    contentauth/c2pa-python (Reader, Context, Settings).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+from detectors.base import DetectorResult, register_detector
+from detectors.provenance._common import classify_source_type, result, source_type_code, truncate
+from forensics.io import LoadedImage
+
+__all__ = ["C2paDetector", "load_trust_anchors", "offline_settings", "summarize_manifest_store"]
+
+VERSION = "c2pa-v1"
+#: Embedded thumbnails larger than this are not inlined into the report.
+MAX_THUMBNAIL_BYTES = 64 * 1024
+#: Ingredient manifests are followed at most this deep.
+MAX_INGREDIENT_DEPTH = 8
+#: At most this many actions are listed in evidence.
+MAX_ACTIONS = 64
+_SHORT = 256
+
+#: Pre-2024 manifests (e.g. Bing Image Creator) said "AI Generated Image" in an action's description.
+_LEGACY_AI = re.compile(r"\bAI[- ]generated\b", re.I)
+_PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+_MIME = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "HEIF": "image/heic",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+}
+
+
+def load_trust_anchors(paths: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (), *,
+                       shipped: bool = True) -> tuple[str, int]:
+    """Collect trust anchor certificates into one clean PEM bundle.
+
+    Comments and malformed blocks are dropped (one bad certificate would make
+    the SDK reject every read).
+
+    Args:
+        paths: Extra PEM bundles to trust, e.g. a newer C2PA trust list.
+        shipped: Include the C2PA trust list anchors shipped in this package.
+
+    Returns:
+        ``(pem_bundle, count)``; the bundle is empty when no anchor was found.
+
+    Raises:
+        OSError: If a given path cannot be read.
+    """
+    from cryptography import x509
+
+    blobs: list[bytes] = []
+    if shipped:
+        blobs.append(resources.files("detectors.provenance").joinpath("c2pa_trust_anchors.pem").read_bytes())
+    for p in paths:
+        with open(p, "rb") as fh:
+            blobs.append(fh.read(16 * 1024 * 1024))
+    seen: set[bytes] = set()
+    good: list[bytes] = []
+    for blob in blobs:
+        for m in _PEM_RE.finditer(blob):
+            block = m.group(0)
+            try:
+                cert = x509.load_pem_x509_certificate(block)
+            except ValueError:
+                continue
+            fp = cert.fingerprint(cert.signature_hash_algorithm or _sha256())
+            if fp in seen:
+                continue
+            seen.add(fp)
+            good.append(block.strip())
+    return (b"\n".join(good) + b"\n").decode("ascii") if good else "", len(good)
+
+
+def _sha256() -> Any:
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.SHA256()
+
+
+def offline_settings(trust_anchors_pem: str = "") -> dict[str, Any]:
+    """c2pa-rs settings for offline validation with the given trust anchors."""
+    settings: dict[str, Any] = {
+        "verify": {
+            "verify_trust": True,
+            "remote_manifest_fetch": False,
+            "ocsp_fetch": False,
+        },
+        "core": {"decode_identity_assertions": False},
+    }
+    if trust_anchors_pem:
+        settings["trust"] = {"trust_anchors": trust_anchors_pem}
+    return settings
+
+
+def _s(value: Any, limit: int = _SHORT) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return truncate(value, limit)
+
+
+def _agent(value: Any) -> str | None:
+    """softwareAgent is a string (v1) or a ClaimGeneratorInfo map (v2)."""
+    if isinstance(value, dict):
+        name = value.get("name")
+        ver = value.get("version")
+        return _s(f"{name} {ver}" if name and ver else name or value)
+    return _s(value)
+
+
+def _find_source_types(obj: Any, out: list[str], depth: int = 0) -> None:
+    if depth > 12 or len(out) > 64:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "digitalSourceType" and isinstance(v, str):
+                out.append(truncate(v, _SHORT))
+            else:
+                _find_source_types(v, out, depth + 1)
+    elif isinstance(obj, list):
+        for v in obj[:1000]:
+            _find_source_types(v, out, depth + 1)
+
+
+def summarize_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
+    """Walk a c2pa-rs manifest store (``Reader.json()``) from the active manifest.
+
+    Args:
+        store: The parsed JSON of the manifest store.
+
+    Returns:
+        A dict with ``claim_generator``, ``claim_generator_info``, ``signer``,
+        ``signer_issuer``, ``signed_at``, ``title``, ``actions`` (list of
+        ``{action, digitalSourceType, softwareAgent, where}``),
+        ``digital_source_types``, ``source_claims`` (list of
+        ``(claim, where)`` for AI/camera source types) and ``n_manifests``.
+    """
+    manifests = store.get("manifests") or {}
+    active_label = store.get("active_manifest")
+    active = manifests.get(active_label) if isinstance(manifests, dict) else None
+    out: dict[str, Any] = {
+        "active_manifest": _s(active_label),
+        "n_manifests": len(manifests) if isinstance(manifests, dict) else 0,
+        "actions": [],
+        "digital_source_types": [],
+        "source_claims": [],
+        "legacy_ai": [],
+    }
+    if not isinstance(active, dict):
+        return out
+    sig = active.get("signature_info") or {}
+    out["signer"] = _s(sig.get("common_name") or sig.get("issuer"))
+    out["signer_issuer"] = _s(sig.get("issuer"))
+    out["signed_at"] = _s(sig.get("time"))
+    out["signature_alg"] = _s(sig.get("alg"))
+    out["title"] = _s(active.get("title"))
+    cg = active.get("claim_generator")
+    out["claim_generator"] = _s(cg)
+    info = active.get("claim_generator_info")
+    if isinstance(info, list):
+        out["claim_generator_info"] = [
+            {str(k)[:64]: _s(v) for k, v in list(item.items())[:16]} for item in info[:8] if isinstance(item, dict)
+        ]
+        if not cg:
+            names = [i.get("name") for i in info if isinstance(i, dict) and i.get("name")]
+            out["claim_generator"] = _s(", ".join(str(n) for n in names)) if names else None
+
+    visited: set[str] = set()
+
+    def walk(manifest: dict[str, Any], where: str, via_component: bool, depth: int) -> None:
+        label = str(manifest.get("label") or id(manifest))
+        if label in visited or depth > MAX_INGREDIENT_DEPTH:
+            return
+        visited.add(label)
+        types_here: list[str] = []
+        for assertion in (manifest.get("assertions") or [])[:256]:
+            if not isinstance(assertion, dict):
+                continue
+            lab = str(assertion.get("label") or "")
+            data = assertion.get("data")
+            if re.fullmatch(r"c2pa\.actions(\.v2)?(__\d+)?", lab) and isinstance(data, dict):
+                for act in (data.get("actions") or [])[:MAX_ACTIONS]:
+                    if not isinstance(act, dict):
+                        continue
+                    dst = act.get("digitalSourceType")
+                    desc = act.get("description")
+                    if not dst and isinstance(desc, str) and _LEGACY_AI.search(desc[:512]):
+                        out["legacy_ai"].append(where)
+                    if len(out["actions"]) < MAX_ACTIONS:
+                        out["actions"].append(
+                            {
+                                "action": _s(act.get("action")),
+                                "digitalSourceType": _s(dst),
+                                "softwareAgent": _agent(act.get("softwareAgent")),
+                                "where": where,
+                            }
+                        )
+            _find_source_types(data, types_here)
+        for t in types_here:
+            if t not in out["digital_source_types"]:
+                out["digital_source_types"].append(t)
+            kind = classify_source_type(t)
+            if kind == "ai_generated" and via_component:
+                kind = "ai_edited"  # an AI element placed into another image
+            if kind != "none":
+                out["source_claims"].append((kind, where))
+        for ing in (manifest.get("ingredients") or [])[:64]:
+            if not isinstance(ing, dict):
+                continue
+            rel = str(ing.get("relationship") or "componentOf")
+            child_label = ing.get("active_manifest")
+            child = manifests.get(child_label) if child_label else None
+            if isinstance(child, dict):
+                title = truncate(ing.get("title") or child.get("title") or "untitled", 80)
+                walk(child, f"ingredient '{title}' ({rel})", via_component or rel != "parentOf", depth + 1)
+
+    walk(active, "active manifest", False, 0)
+    return out
+
+
+class C2paDetector:
+    """Reads and validates C2PA manifests offline.
+
+    Args:
+        trust_anchors: Extra PEM bundle paths whose certificates are trusted
+            (e.g. a newer copy of the C2PA trust list).
+        shipped_anchors: Also trust the C2PA trust list anchors shipped in
+            the package (default True).
+        include_thumbnail: Put the manifest's embedded thumbnail (at most
+            64 KB, JPEG or PNG) into evidence as a data URI.
+    """
+
+    name = "c2pa"
+    version = VERSION
+
+    def __init__(
+        self,
+        *,
+        trust_anchors: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] | str | None = None,
+        shipped_anchors: bool = True,
+        include_thumbnail: bool = True,
+    ) -> None:
+        if isinstance(trust_anchors, (str, os.PathLike)):
+            trust_anchors = [trust_anchors]
+        self.trust_anchor_paths = tuple(trust_anchors or ())
+        self.shipped_anchors = shipped_anchors
+        self.include_thumbnail = include_thumbnail
+        self._ctx: Any = None
+        self._ctx_pid: int | None = None
+        self._n_anchors = 0
+        self._lock = threading.Lock()
+
+    def _context(self) -> Any:
+        import c2pa
+
+        with self._lock:
+            if self._ctx is None or self._ctx_pid != os.getpid():
+                pem, n = load_trust_anchors(self.trust_anchor_paths, shipped=self.shipped_anchors)
+                self._ctx = c2pa.Context.from_dict(offline_settings(pem))
+                self._ctx_pid = os.getpid()
+                self._n_anchors = n
+            return self._ctx
+
+    def analyze(self, image: LoadedImage) -> DetectorResult:
+        """Read the C2PA manifest store of ``image.data``."""
+        t0 = time.perf_counter()
+        try:
+            return self._analyze(image, t0)
+        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
+            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
+
+    def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
+        try:
+            import c2pa
+        except ImportError:
+            return result(self.name, self.version, t0, status="error", message="c2pa-python is not installed")
+        ctx = self._context()
+        mime = _MIME.get(image.format)
+        try:
+            reader = c2pa.Reader.try_create(mime, io.BytesIO(image.data), None, ctx)
+        except c2pa.C2paError as exc:
+            msg = truncate(str(exc), 300)
+            if "remote" in type(exc).__name__.lower() or msg.lower().startswith("remote"):
+                return result(
+                    self.name,
+                    self.version,
+                    t0,
+                    evidence={"state": "RemoteNotFetched", "summary": "remote C2PA manifest (not fetched)",
+                              "error": msg},
+                    explanations=(
+                        "The file points to a C2PA manifest stored online; it was not fetched because "
+                        "analysis runs offline, so it was not checked.",
+                    ),
+                )
+            # C2PA data is present but could not be parsed or verified at all.
+            return result(
+                self.name,
+                self.version,
+                t0,
+                evidence={"state": "Invalid", "summary": "C2PA data present but unreadable", "error": msg},
+                explanations=(
+                    "The file contains C2PA provenance data that could not be read or verified "
+                    f"({msg}); it is reported as invalid, not as absent.",
+                ),
+            )
+        if reader is None:
+            return result(
+                self.name,
+                self.version,
+                t0,
+                status="not_applicable",
+                evidence={"summary": "no C2PA manifest"},
+                message="no C2PA manifest",
+            )
+        try:
+            return self._report(reader, t0)
+        finally:
+            reader.close()
+
+    def _report(self, reader: Any, t0: float) -> DetectorResult:
+        store = json.loads(reader.json())
+        state = reader.get_validation_state() or "Invalid"
+        vr = reader.get_validation_results() or {}
+        failures = [
+            {"code": _s(f.get("code"), 80), "explanation": _s(f.get("explanation"))}
+            for f in ((vr.get("activeManifest") or {}).get("failure") or [])[:32]
+            if isinstance(f, dict)
+        ]
+        for delta in (vr.get("ingredientDeltas") or [])[:32]:
+            for f in (((delta or {}).get("validationDeltas") or {}).get("failure") or [])[:16]:
+                if isinstance(f, dict):
+                    failures.append({"code": _s(f.get("code"), 80), "explanation": _s(f.get("explanation")),
+                                     "ingredient": True})
+        summary = summarize_manifest_store(store)
+        trusted = state == "Trusted"
+        evidence: dict[str, Any] = {
+            "state": state,
+            "trusted": trusted,
+            "signer": summary.get("signer"),
+            "signer_issuer": summary.get("signer_issuer"),
+            "signed_at": summary.get("signed_at"),
+            "claim_generator": summary.get("claim_generator"),
+            "claim_generator_info": summary.get("claim_generator_info"),
+            "title": summary.get("title"),
+            "actions": summary["actions"],
+            "digital_source_types": summary["digital_source_types"],
+            "failures": failures,
+            "n_manifests": summary["n_manifests"],
+            "trust_anchors": self._n_anchors,
+        }
+        if self.include_thumbnail:
+            thumb = self._thumbnail(reader, store)
+            if thumb:
+                evidence["thumbnail_data_uri"] = thumb
+
+        kinds = [k for k, _ in summary["source_claims"]]
+        where = {k: w for k, w in reversed(summary["source_claims"])}
+        if "ai_generated" in kinds:
+            claim = "ai_generated"
+        elif "ai_edited" in kinds:
+            claim = "ai_edited"
+        elif "camera" in kinds:
+            claim = "camera"
+        else:
+            claim = "none"
+        legacy = claim == "none" and bool(summary["legacy_ai"])
+        if legacy:
+            claim = "ai_generated"
+
+        signer = summary.get("signer") or "an unknown signer"
+        gen = summary.get("claim_generator") or "unknown software"
+        expl: list[str] = []
+        if state == "Invalid":
+            codes = ", ".join(sorted({str(f["code"]) for f in failures if f.get("code")})) or "unknown reason"
+            expl.append(
+                f"The file carries a C2PA manifest signed by {signer}, but its validation failed ({codes}); "
+                "what it declares cannot be relied on."
+            )
+            strength = "weak" if claim != "none" else "none"
+        elif legacy:
+            expl.append(f"The file carries a valid C2PA manifest signed by {signer}"
+                        + ("." if trusted else ", though the signing certificate is untrusted."))
+            strength = "strong"
+        elif trusted:
+            expl.append(f"The file carries a valid C2PA manifest signed by {signer}, whose certificate is on "
+                        "the C2PA trust list.")
+            strength = "proof" if claim in ("ai_generated", "ai_edited") else (
+                "strong" if claim == "camera" else "none"
+            )
+        else:
+            expl.append(
+                f"The file carries a valid C2PA manifest signed by {signer}, but the signing certificate is "
+                "untrusted (not on the C2PA trust list shipped with this tool): the file is intact since "
+                "signing, but the signer's identity is not vouched for."
+            )
+            strength = "proof" if claim in ("ai_generated", "ai_edited") else ("weak" if claim == "camera" else "none")
+        if legacy:
+            expl.append(
+                f"Its {summary['legacy_ai'][0]} describes the image as AI-generated in free text (an older "
+                f"convention, without the IPTC digital source type), written by {gen}."
+            )
+        elif claim == "ai_generated":
+            expl.append(
+                f"Its {where['ai_generated']} declares the content as generated by a trained AI model "
+                f"(IPTC digital source type trainedAlgorithmicMedia), written by {gen}."
+            )
+        elif claim == "ai_edited":
+            expl.append(
+                f"Its {where['ai_edited']} declares that AI-generated content was composited into or used to "
+                f"edit the image (written by {gen})."
+            )
+        elif claim == "camera":
+            expl.append(f"Its {where['camera']} declares a capture from the physical world (e.g. a camera).")
+        else:
+            expl.append(f"It declares no AI or camera source type (written by {gen}).")
+
+        dst = ", ".join(source_type_code(t) for t in summary["digital_source_types"]) or "no source type"
+        evidence["summary"] = f"C2PA {state}{'' if trusted or state == 'Invalid' else ' (untrusted signer)'}: " \
+                              f"{signer}; {dst}"
+        return result(
+            self.name,
+            self.version,
+            t0,
+            claim=claim,
+            strength=strength,
+            evidence=evidence,
+            explanations=expl,
+        )
+
+    @staticmethod
+    def _thumbnail(reader: Any, store: dict[str, Any]) -> str | None:
+        active = (store.get("manifests") or {}).get(store.get("active_manifest")) or {}
+        thumb = active.get("thumbnail") if isinstance(active, dict) else None
+        if not isinstance(thumb, dict) or not thumb.get("identifier"):
+            return None
+        fmt = str(thumb.get("format") or "").lower()
+        mime = {"image/jpeg": "image/jpeg", "jpeg": "image/jpeg", "jpg": "image/jpeg",
+                "image/png": "image/png", "png": "image/png"}.get(fmt)
+        if mime is None:
+            return None
+        buf = io.BytesIO()
+        try:
+            reader.resource_to_stream(str(thumb["identifier"]), buf)
+        except Exception:  # noqa: BLE001 - a missing resource only loses the thumbnail
+            return None
+        data = buf.getvalue()
+        if not data or len(data) > MAX_THUMBNAIL_BYTES:
+            return None
+        magic_ok = data.startswith(b"\xff\xd8\xff") if mime == "image/jpeg" else data.startswith(b"\x89PNG\r\n\x1a\n")
+        if not magic_ok:
+            return None
+        return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+@register_detector("c2pa")
+def _c2pa(**kwargs: Any) -> C2paDetector:
+    return C2paDetector(**kwargs)
