@@ -202,6 +202,89 @@ def _region_boxes(width: int, height: int, size: int, count: int) -> list[tuple[
     return boxes[:count]
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _open(data: bytes) -> Image.Image:
+    """``Image.open`` with Pillow's own bomb check off: ours is explicit and applied to the header."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _strip_png_text(data: bytes) -> bytes:
+    """A copy of PNG bytes without text chunks (tEXt, zTXt, iTXt); other chunks are kept verbatim."""
+    out = [data[:8]]
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            out.append(data[pos:])
+            break
+        if kind not in _PNG_TEXT_CHUNKS:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
+class _TextTooLarge(Exception):
+    """Pillow refused an oversized PNG text chunk."""
+
+
+def _is_text_limit(data: bytes, exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return data.startswith(_PNG_SIGNATURE) and ("max_text_chunk" in msg or "text chunks" in msg)
+
+
+def _decode(data: bytes, path: str | None, max_pixels: int) -> Image.Image:
+    """Open, check the header against ``max_pixels``, then decode the first frame.
+
+    Raises:
+        ImageLoadError: For every failure, with a code and a message.
+        _TextTooLarge: When only an oversized PNG text chunk stands in the way.
+    """
+    try:
+        im = _open(data)
+    except UnidentifiedImageError:
+        raise ImageLoadError(path, "not_image", "not a recognised image format") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on hostile headers
+        if _is_text_limit(data, exc):
+            raise _TextTooLarge() from None
+        raise ImageLoadError(path, "decode_error", f"cannot read image header: {exc}") from None
+    raw_w, raw_h = im.size
+    if raw_w <= 0 or raw_h <= 0:
+        raise ImageLoadError(path, "decode_error", f"invalid dimensions {raw_w}x{raw_h}")
+    if raw_w * raw_h > max_pixels:
+        raise ImageLoadError(
+            path,
+            "too_large",
+            f"image claims {raw_w}x{raw_h} = {raw_w * raw_h:,} pixels, above the limit of "
+            f"{max_pixels:,} (possible decompression bomb)",
+        )
+    try:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        im.seek(0)
+        im.load()
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg.lower() or "broken data stream" in msg.lower() or "image file is" in msg.lower():
+            raise ImageLoadError(path, "truncated", f"file is truncated or corrupt: {msg}") from None
+        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {msg}") from None
+    except Exception as exc:  # noqa: BLE001 - hostile files reach odd code paths
+        if _is_text_limit(data, exc):
+            raise _TextTooLarge() from None
+        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {type(exc).__name__}: {exc}") from None
+    return im
+
+
 def load_image_bytes(
     data: bytes,
     *,
@@ -246,30 +329,13 @@ def load_image_bytes(
     _register_heif()
     flags: list[QualityFlag] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            saved_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own explicit limit below
-            try:
-                im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved_limit
-    except UnidentifiedImageError:
-        raise ImageLoadError(path, "not_image", "not a recognised image format") from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on hostile headers
-        raise ImageLoadError(path, "decode_error", f"cannot read image header: {exc}") from None
-
+        im = _decode(data, path, max_pixels)
+    except _TextTooLarge:
+        # Pillow refuses PNG text chunks above 1 MB; provenance reads them from the raw bytes,
+        # so the pixels are decoded from a copy without text chunks.
+        im = _decode(_strip_png_text(data), path, max_pixels)
+        flags.append(QualityFlag("oversized_metadata", "PNG text chunks above 1 MB were skipped for pixel decoding"))
     fmt = (im.format or "UNKNOWN").upper()
-    raw_w, raw_h = im.size
-    if raw_w <= 0 or raw_h <= 0:
-        raise ImageLoadError(path, "decode_error", f"invalid dimensions {raw_w}x{raw_h}")
-    if raw_w * raw_h > max_pixels:
-        raise ImageLoadError(
-            path,
-            "too_large",
-            f"image claims {raw_w}x{raw_h} = {raw_w * raw_h:,} pixels, above the limit of "
-            f"{max_pixels:,} (possible decompression bomb)",
-        )
     n_frames = int(getattr(im, "n_frames", 1) or 1)
     if n_frames > 1:
         flags.append(
@@ -278,19 +344,6 @@ def load_image_bytes(
     mode = im.mode
     info = dict(im.info)
     exif_bytes = info.get("exif") if isinstance(info.get("exif"), (bytes, bytearray)) else None
-    try:
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        im.seek(0)
-        im.load()
-    except OSError as exc:
-        msg = str(exc)
-        if "truncated" in msg.lower() or "broken data stream" in msg.lower() or "image file is" in msg.lower():
-            raise ImageLoadError(path, "truncated", f"file is truncated or corrupt: {msg}") from None
-        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {msg}") from None
-    except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - hostile files reach odd code paths
-        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {type(exc).__name__}: {exc}") from None
 
     try:
         oriented = ImageOps.exif_transpose(im)

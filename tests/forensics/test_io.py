@@ -193,3 +193,18 @@ def test_unreadable_file(tmp_path: Path) -> None:  # pragma: no cover - CI runs 
     with pytest.raises(ImageLoadError) as ei:
         load_image(p)
     assert ei.value.code == "unreadable"
+
+
+def test_png_with_huge_compressed_text_chunk_still_decodes() -> None:
+    import struct
+    import zlib
+
+    png = encode(Image.fromarray(textured(64, 64)), "PNG")
+    text = b"Comment\x00\x00" + zlib.compress(b"x" * (5 * 1024 * 1024))
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text) & 0xFFFFFFFF)
+    i = png.rindex(b"IEND") - 4
+    data = png[:i] + chunk + png[i:]
+    img = load_image_bytes(data, path="big_text.png")
+    _check_rgb(img.pixels, 64, 64)
+    assert img.data == data  # provenance still sees the original bytes
+    assert "oversized_metadata" in {f.code for f in img.quality_flags}
