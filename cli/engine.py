@@ -38,6 +38,7 @@ class EngineConfig:
         timeout_s: Per-file wall-time limit in seconds (> 0).
         torch_threads: Threads each worker may give torch (avoids oversubscription).
         engine: ``"local"`` (this machine) or ``"ray"`` (Ray Data; see :mod:`cli.ray_engine`).
+        stability: Re-score pixel verdicts under JPEG q90 and a 0.75x resize (see ``Pipeline``).
     """
 
     detectors: tuple[str, ...]
@@ -47,6 +48,7 @@ class EngineConfig:
     timeout_s: float = 120.0
     torch_threads: int = 1
     engine: str = "local"
+    stability: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ("local", "ray"):
@@ -61,7 +63,7 @@ class EngineConfig:
         from detectors.fusion import load_calibration
 
         cal = load_calibration(self.calibration_path) if self.calibration_path else None
-        return Pipeline(self.detectors, calibration=cal)
+        return Pipeline(self.detectors, calibration=cal, stability=self.stability)
 
 
 def _limit_threads(n: int) -> None:

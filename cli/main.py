@@ -54,7 +54,11 @@ class LazyGroup(click.Group):
 
 
 #: Subcommands living in their own modules, imported on first use.
-LAZY_COMMANDS: dict[str, tuple[str, str]] = {}
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("cli.evaluate:evaluate", "Measure detectors on labelled data, per generator and perturbation."),
+    "calibrate": ("cli.evaluate:calibrate", "Fit the fusion, calibration map and thresholds on a calibration split."),
+    "serve": ("cli.serve:serve", "Start the local verification web page (loopback only by default)."),
+}
 
 
 @click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,6 +86,7 @@ def main() -> None:
 @click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False), help="Skip files already in this JSONL report and unchanged (size and mtime).")
 @click.option("--resume-hash", is_flag=True, help="With --resume, compare files by sha256 instead of size and mtime.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Run here, or on Ray Data (RAY_ADDRESS, else a local Ray; needs the [cluster] extra).")
+@click.option("--stability", is_flag=True, help="Re-score after a JPEG q90 re-save and a 0.75x resize; a label that flips becomes inconclusive.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no verdict table.")
 def scan(
     paths: tuple[str, ...],
@@ -99,6 +104,7 @@ def scan(
     resume_path: str | None,
     resume_hash: bool,
     engine: str,
+    stability: bool,
     quiet: bool,
 ) -> None:
     """Scan image files and folders and report a verdict for each image.
@@ -134,6 +140,7 @@ def scan(
         resume_path=resume_path,
         resume_hash=resume_hash,
         engine=engine,
+        stability=stability,
     )
     err_console = Console(stderr=True)
     console = err_console if config.stdout_is_machine else Console()

@@ -66,6 +66,8 @@ class ScanConfig:
             unchanged are not analysed again.
         resume_hash: Compare files by sha256 instead of size and mtime when resuming.
         engine: ``"local"`` or ``"ray"``.
+        stability: Re-score pixel verdicts after JPEG q90 and a 0.75x resize;
+            a flipping label becomes ``inconclusive``.
     """
 
     paths: tuple[str, ...]
@@ -84,6 +86,7 @@ class ScanConfig:
     resume_path: str | None = None
     resume_hash: bool = False
     engine: str = "local"
+    stability: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_on not in FAIL_ON_CHOICES:
@@ -275,6 +278,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             jobs=config.jobs,
             timeout_s=config.timeout_s,
             engine=config.engine,
+            stability=config.stability,
         )
     )
     models = _models(names)

@@ -18,10 +18,13 @@ Rules, in order (false positives on real photos are the costliest error):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from detectors.base import DetectorResult
 from detectors.record import LABEL_RANK
@@ -44,6 +47,11 @@ class Calibration:
         target_fpr: The false-positive rate the ``likely_ai`` threshold was fitted for.
         target_miss: The miss rate the ``likely_real`` threshold was fitted for.
         fitted_on: Description of the calibration data.
+        fusion: ``{"detectors": [...], "weights": [...], "bias": b}``: logistic late
+            fusion of the pixel detectors' logits, or ``None`` for the plain mean.
+        score_map: Calibration map applied to the fused logit (``platt``,
+            ``isotonic`` or ``identity``; see :mod:`detectors.calibration`), or ``None``.
+        calibration_hashes: sha256 of every file the calibration saw (leakage guard).
     """
 
     name: str
@@ -53,6 +61,9 @@ class Calibration:
     target_fpr: float = 0.01
     target_miss: float = 0.05
     fitted_on: str = ""
+    fusion: dict[str, Any] | None = None
+    score_map: dict[str, Any] | None = None
+    calibration_hashes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.likely_real <= self.likely_ai <= 1.0:
@@ -61,8 +72,41 @@ class Calibration:
             )
 
     def to_dict(self) -> dict[str, object]:
-        """The ``calibration`` block of records and summaries."""
-        return asdict(self)
+        """The ``calibration`` block of records and summaries (without the hash list)."""
+        d = asdict(self)
+        d.pop("calibration_hashes")
+        d.pop("fusion")
+        d.pop("score_map")
+        d["map"] = None if self.score_map is None else self.score_map["kind"]
+        d["fused_detectors"] = None if self.fusion is None else list(self.fusion["detectors"])
+        return d
+
+    def to_json(self) -> str:
+        """The complete calibration file."""
+        d = asdict(self)
+        d["calibration_hashes"] = list(self.calibration_hashes)
+        return json.dumps(d, indent=1)
+
+    def fused_score(self, results: Sequence[DetectorResult]) -> float | None:
+        """Fused, calibrated P(AI) from the pixel detectors' scores, or ``None`` if none scored.
+
+        Without a fitted fusion, the scores are averaged. With one, each fused
+        detector's logit is weighted; a detector that gave no score adds nothing.
+        """
+        scored = {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
+        if not scored:
+            return None
+        if self.fusion is None or not any(n in scored for n in self.fusion["detectors"]):
+            return sum(scored.values()) / len(scored)
+        from detectors.calibration import apply_map
+
+        z = float(self.fusion["bias"])
+        for name, w in zip(self.fusion["detectors"], self.fusion["weights"]):
+            if name in scored:
+                p = min(max(scored[name], 1e-6), 1 - 1e-6)
+                z += float(w) * math.log(p / (1 - p))
+        m = self.score_map or {"kind": "identity"}
+        return float(apply_map(m, np.array([z]))[0])
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
@@ -72,14 +116,17 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         ValueError: If the file lacks a field or has out-of-range thresholds, naming the file.
     """
     if path is None:
-        text = resources.files("detectors").joinpath("weights", "calibration_v1.json").read_text(encoding="utf-8")
+        text = resources.files("detectors").joinpath("weights", "calibration.json").read_text(encoding="utf-8")
         where = "shipped calibration"
     else:
         text = Path(path).read_text(encoding="utf-8")
         where = str(path)
     try:
         d = json.loads(text)
-        return Calibration(**{k: d[k] for k in Calibration.__dataclass_fields__ if k in d})
+        fields = {k: d[k] for k in Calibration.__dataclass_fields__ if k in d}
+        if "calibration_hashes" in fields:
+            fields["calibration_hashes"] = tuple(fields["calibration_hashes"])
+        return Calibration(**fields)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: invalid calibration file: {exc}") from None
 
@@ -120,8 +167,7 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
     ai_claims = [r for r in ok if r.claim in ("ai_generated", "ai_edited")]
     proofs = [r for r in ai_claims if r.strength == "proof"]
     strong = [r for r in ai_claims if r.strength == "strong"]
-    scored = [r for r in ok if r.score is not None]
-    score = sum(r.score for r in scored) / len(scored) if scored else None  # type: ignore[misc]
+    score = calibration.fused_score(results)
 
     expl: list[str] = []
     if proofs:

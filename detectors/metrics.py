@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["BinaryMetrics", "auc", "average_precision", "binary_metrics", "ece", "tpr_at_fpr"]
+__all__ = ["BinaryMetrics", "auc", "average_precision", "binary_metrics", "ece", "roc_curve", "tpr_at_fpr"]
 
 
 def _check(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +46,18 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     r = np.empty(len(allv))
     r[order] = ranks
     return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def roc_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points ``(fpr, tpr)``, from (0, 0) to (1, 1), one step per distinct score."""
+    y, p = _check(y, p)
+    order = np.argsort(-p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    distinct = np.r_[np.nonzero(np.diff(ps))[0], len(ps) - 1]
+    tp = np.cumsum(ys)[distinct]
+    fp = np.cumsum(1 - ys)[distinct]
+    npos, nneg = max(int(y.sum()), 1), max(int((1 - y).sum()), 1)
+    return np.r_[0.0, fp / nneg], np.r_[0.0, tp / npos]
 
 
 def average_precision(y: np.ndarray, p: np.ndarray) -> float:

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from detectors.base import Detector, DetectorResult, create_detector
-from detectors.fusion import Calibration, fuse, load_calibration
+from detectors.fusion import Calibration, Verdict, fuse, load_calibration
 from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
 
-__all__ = ["Analysis", "DEFAULT_DETECTORS", "Pipeline", "image_quality_flags"]
+__all__ = ["Analysis", "DEFAULT_DETECTORS", "PIXEL_DETECTORS", "Pipeline", "image_quality_flags"]
 
 #: Detectors run by ``detect scan`` unless told otherwise.
 DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral")
+#: The detectors that score pixels (fused by the calibration); the others read provenance.
+PIXEL_DETECTORS: tuple[str, ...] = ("spectral",)
 #: Images smaller than this on either side get the ``small_image`` flag.
 SMALL_SIDE = 128
 _THUMB = 256
@@ -77,6 +79,9 @@ class Pipeline:
         detectors: Detector instances, or registry names to build with default options.
         calibration: Thresholds for fusion; the shipped calibration by default.
         max_pixels: Decompression-bomb limit passed to the loader.
+        stability: Re-score pixel verdicts after a JPEG q90 re-save and a 0.75x
+            resize; a label that flips becomes ``inconclusive`` with an
+            ``unstable`` quality flag.
     """
 
     def __init__(
@@ -85,10 +90,12 @@ class Pipeline:
         *,
         calibration: Calibration | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        stability: bool = False,
     ) -> None:
         self.detectors: list[Detector] = [create_detector(d) if isinstance(d, str) else d for d in detectors]
         self.calibration = calibration if calibration is not None else load_calibration()
         self.max_pixels = max_pixels
+        self.stability = stability
 
     @property
     def models(self) -> dict[str, str]:
@@ -138,6 +145,29 @@ class Pipeline:
             return Analysis(self._error(name, exc.code, str(exc), t0, size=len(data)))
         return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
 
+    def _stability_flip(self, image: LoadedImage, results: list[DetectorResult], label: str, codes: list[str]) -> str | None:
+        """Re-score after a JPEG q90 re-save and a 0.75x resize; describe the first label flip, if any."""
+        from dataclasses import replace
+
+        from datasets.perturbations import jpeg_compress, resize
+
+        pixel = [d for d in self.detectors if getattr(d, "threshold", None) is not None]
+        others = [r for r in results if r.name not in {d.name for d in pixel}]
+        for name, op in (("a JPEG q90 re-save", lambda a: jpeg_compress(a, 90)), ("a 0.75x resize", lambda a: resize(a, 0.75))):
+            regions = tuple(op(r) for r in image.regions)
+            h, w = regions[0].shape[:2]
+            variant = replace(image, regions=regions, width=w if image.is_whole else image.width, height=h if image.is_whole else image.height)
+            new = []
+            for d in pixel:
+                try:
+                    new.append(d.analyze(variant))
+                except Exception:  # noqa: BLE001 - a failing re-score is not a flip
+                    continue
+            v = fuse(others + new, self.calibration, quality_flags=codes)
+            if v.label != label:
+                return f"{label} becomes {v.label} after {name}"
+        return None
+
     def _error(self, name: str, code: str, message: str, t0: float, size: int | None = None) -> dict[str, Any]:
         if size is None and "://" not in name:
             try:
@@ -177,7 +207,15 @@ class Pipeline:
                 )
         detect_s = time.perf_counter() - t_det
         flags = image_quality_flags(image)
-        verdict = fuse(results, self.calibration, quality_flags=[f.code for f in flags])
+        codes = [f.code for f in flags]
+        verdict = fuse(results, self.calibration, quality_flags=codes)
+        if self.stability and verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
+            flip = self._stability_flip(image, results, verdict.label, codes)
+            if flip is not None:
+                flags.append(QualityFlag("unstable", flip))
+                verdict = Verdict(
+                    "inconclusive", verdict.score, "stability", (f"The verdict is not stable: {flip}.", *verdict.explanations)
+                )
         expl = list(verdict.explanations)
         for r in results:
             if r.status == "error":

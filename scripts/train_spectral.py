@@ -2,9 +2,10 @@
 """Train, calibrate and evaluate the spectral detector on the shared data.
 
 Splits (hash of the file name, salt ``aidetect-v1``): train 60%, calib 20%,
-test 20%. The model is fitted on ``train`` only, the ``likely_ai`` /
-``likely_real`` thresholds on ``calib`` only, and metrics are reported on
-``test``, which neither step sees.
+test 20%. The model is fitted on ``train`` only, this detector's own
+thresholds on ``calib`` only, and metrics are reported on ``test``, which
+neither step sees. The verdict's thresholds are fitted separately by
+``detect calibrate`` on the same calib split.
 
 Bias control: every training view is a native-resolution crop (never a
 whole-image resize) followed by the *same* random perturbation distribution
@@ -15,8 +16,7 @@ identically for each named perturbation.
 Usage::
 
     python scripts/train_spectral.py --data ../shared/data/manifest.json \\
-        --out detectors/weights/spectral_v1.json --card detectors/weights/SPECTRAL_MODEL_CARD.md \\
-        --calibration-out detectors/weights/calibration_v1.json
+        --out detectors/weights/spectral_v1.json --card detectors/weights/SPECTRAL_MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/manifest.json")
     ap.add_argument("--out", default="detectors/weights/spectral_v1.json")
     ap.add_argument("--card", default="detectors/weights/SPECTRAL_MODEL_CARD.md")
-    ap.add_argument("--calibration-out", default="detectors/weights/calibration_v1.json")
     ap.add_argument("--views", type=int, default=6, help="augmented crops per training image")
     ap.add_argument("--l2", type=float, default=3.0)
     ap.add_argument("--target-fpr", type=float, default=0.01)
@@ -163,17 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     model = fit_logistic(x_tr, y_tr, l2=args.l2, sample_weight=w, meta=meta)
     Path(args.out).write_text(model.to_json() + "\n", encoding="utf-8")
     Path(args.card).write_text(_card(meta), encoding="utf-8")
-    calibration = {
-        "name": "spectral-only",
-        "version": "calib-v1",
-        "likely_ai": round(t_ai, 6),
-        "likely_real": round(t_real, 6),
-        "target_fpr": args.target_fpr,
-        "target_miss": args.target_miss,
-        "fitted_on": f"calib split of {args.data} ({meta['splits']['calib']['real']} real, "
-        f"{meta['splits']['calib']['ai']} AI) under {', '.join(CALIB_PERTURBATIONS)}; fused score = spectral score",
-    }
-    Path(args.calibration_out).write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out} and {args.card} in {time.time() - t_start:.0f}s", file=sys.stderr)
     return 0
 

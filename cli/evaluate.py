@@ -1,0 +1,351 @@
+"""``detect eval`` and ``detect calibrate``: measure on labelled data, and fit the shipped thresholds.
+
+The maths lives in :mod:`detectors.evaluation`, :mod:`detectors.metrics` and
+:mod:`detectors.calibration`; this module runs the grid, shows progress and
+writes the outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from datasets.samples import Sample, load_dataset
+from detectors.evaluation import (
+    CSV_FIELDS,
+    DEFAULT_PERTURBATIONS,
+    FORMAT_CHECK,
+    ScoreRow,
+    check_perturbations,
+    compute_metrics,
+    format_bias,
+    perturb_bytes,
+    read_score_rows,
+    score_rows,
+)
+
+__all__ = ["EvalConfig", "calibrate", "evaluate", "run_grid"]
+
+_PIPE: Any = None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation or calibration run.
+
+    Attributes:
+        dataset: Folder (``real/``, ``ai/<gen>/``) or CSV/JSON manifest.
+        split: Only samples of this split (``None``: all).
+        perturbations: Perturbation names (see :func:`detectors.evaluation.perturb_bytes`).
+        detectors: Detector names (empty: the scan defaults).
+        calibration_path: Calibration file, or ``None`` for the shipped one.
+        jobs: Worker processes (0: in this process).
+        out_dir: Where scores.csv, summary.json and report.html go.
+    """
+
+    dataset: str
+    split: str | None
+    perturbations: tuple[str, ...]
+    detectors: tuple[str, ...] = ()
+    calibration_path: str | None = None
+    jobs: int = 1
+    out_dir: str | None = None
+
+
+def _init_worker(detectors: tuple[str, ...], calibration_path: str | None) -> None:  # pragma: no cover - child
+    global _PIPE
+    from detectors.fusion import load_calibration
+    from detectors.pipeline import DEFAULT_DETECTORS, Pipeline
+
+    cal = load_calibration(calibration_path) if calibration_path else None
+    _PIPE = Pipeline(detectors or DEFAULT_DETECTORS, calibration=cal)
+
+
+def _task(args: tuple[Sample, str]) -> list[ScoreRow]:
+    sample, pert = args
+    try:
+        data = Path(sample.path).read_bytes()
+    except OSError as exc:
+        return [ScoreRow(sample.path, "", sample.label, sample.generator or "real", pert, "fused", None, None, f"error: {exc.strerror}")]
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        pdata = perturb_bytes(data, pert)
+    except Exception as exc:  # noqa: BLE001 - an undecodable file is an error row, not a crash
+        return [ScoreRow(sample.path, sha, sample.label, sample.generator or "real", pert, "fused", None, None, f"error: {exc}")]
+    rec = _PIPE.analyze_bytes(pdata, name=sample.path).record
+    return score_rows(rec, sample, pert, original_sha256=sha)
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_grid(
+    samples: Sequence[Sample],
+    perturbations: Sequence[str],
+    *,
+    detectors: tuple[str, ...],
+    calibration_path: str | None,
+    jobs: int,
+    done: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+    err_console: Console,
+) -> Iterator[list[ScoreRow]]:
+    """Score every (sample, perturbation) not in ``done``, yielding rows as each finishes (in order)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks = [(s, p) for s in samples for p in perturbations if (s.path, p) not in done]
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, disable=not err_console.is_terminal, transient=True,
+    )  # fmt: skip
+    with progress:
+        bar = progress.add_task("eval grid", total=len(tasks) + len(done), completed=len(done))
+        if jobs == 0:
+            _init_worker(detectors, calibration_path)
+            for t in tasks:
+                yield _task(t)
+                progress.advance(bar)
+            return
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(detectors, calibration_path)) as ex:
+            for rows in ex.map(_task, tasks, chunksize=1):
+                yield rows
+                progress.advance(bar)
+
+
+def _select(config: EvalConfig) -> list[Sample]:
+    samples = load_dataset(config.dataset)
+    if config.split:
+        samples = [s for s in samples if s.split == config.split]
+    if not samples:
+        raise click.UsageError(f"{config.dataset}: no samples" + (f" in split {config.split!r}" if config.split else ""))
+    if not any(s.label == "real" for s in samples) or not any(s.label == "ai" for s in samples):
+        raise click.UsageError(f"{config.dataset}: need both real and AI images")
+    return samples
+
+
+def _img_tag(png: bytes, alt: str) -> dict[str, str]:
+    return {"src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "alt": alt}
+
+
+def _write_html(path: Path, summary: dict[str, Any], rows: Sequence[ScoreRow], metrics: Sequence[Any]) -> None:
+    import jinja2
+
+    from cli.plots import histogram_png, roc_png
+    from detectors.metrics import roc_curve
+
+    perts = list(dict.fromkeys(r.perturbation for r in rows))
+    dets = sorted({r.detector for r in rows}, key=lambda d: (d != "fused", d))
+    figures = []
+    for pert in perts:
+        curves = {}
+        for det in dets:
+            sel = [r for r in rows if r.perturbation == pert and r.detector == det and r.score is not None]
+            y = np.array([r.label == "ai" for r in sel], dtype=int)
+            if 0 < y.sum() < len(y):
+                curves[det] = roc_curve(y, np.array([r.score for r in sel]))
+        fused = [r for r in rows if r.perturbation == pert and r.detector == "fused" and r.score is not None]
+        thr = next((r.threshold for r in fused if r.threshold is not None), None)
+        figures.append(
+            {
+                "perturbation": pert,
+                "roc": _img_tag(roc_png(curves, title=f"ROC, {pert}"), f"ROC curves under {pert}"),
+                "hist": _img_tag(
+                    histogram_png([r.score for r in fused if r.label == "real"], [r.score for r in fused if r.label == "ai"], threshold=thr, title=f"fused P(AI), {pert}"),
+                    f"fused score histogram under {pert}",
+                ),
+            }
+        )
+    env = jinja2.Environment(loader=jinja2.PackageLoader("cli", "templates"), autoescape=True)
+    html = env.get_template("eval.html").render(summary=summary, metrics=[m.to_dict() for m in metrics], figures=figures)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _print_table(metrics: Sequence[Any], console: Console) -> None:
+    t = Table(title="detect eval (subset: all)")
+    for c in ("detector", "perturbation", "n real", "n AI", "AUC", "bal. acc", "TPR@1%FPR", "FPR@thr", "ECE"):
+        t.add_column(c, justify="right" if c not in ("detector", "perturbation") else "left")
+    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for m in metrics:
+        if m.subset == "all":
+            t.add_row(Text(m.detector), Text(m.perturbation), str(m.n_real), str(m.n_ai), f(m.auc), f(m.balanced_accuracy), f(m.tpr_at_1pct_fpr), f(m.fpr_at_threshold), f(m.ece))
+    console.print(t)
+
+
+def _leakage_guard(samples: Sequence[Sample], calibration_path: str | None) -> dict[str, str]:
+    from detectors.fusion import load_calibration
+
+    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
+    hashes = {s.path: file_sha256(s.path) for s in samples if os.path.exists(s.path)}
+    seen = set(cal.calibration_hashes)
+    leaked = [p for p, h in hashes.items() if h in seen]
+    if leaked:
+        raise click.UsageError(
+            f"refusing to evaluate: {len(leaked)} file(s) were in the calibration set of {cal.name} {cal.version} "
+            f"(e.g. {leaked[0]}); evaluate on a split the calibration never saw"
+        )
+    return hashes
+
+
+@click.command("eval")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--split", default=None, help="Only samples of this split (manifest column, or the hash split for folders).")
+@click.option("--perturb", default=",".join(DEFAULT_PERTURBATIONS), show_default=True, help="Comma-separated perturbations, applied identically to both classes.")
+@click.option("--no-format-check", is_flag=True, help="Skip the PNG vs JPEG q95 re-encode check.")
+@click.option("--detector", "detectors", multiple=True, help="Detectors to evaluate (default: the scan defaults).")
+@click.option("--calibration", "calibration_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder: scores.csv, summary.json, report.html.")
+def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: bool, detectors: tuple[str, ...], calibration_path: str | None, jobs: int, out_dir: str) -> None:
+    """Measure every detector and the fused verdict on labelled data.
+
+    DATASET is a folder with real/ and ai/<generator>/ or a CSV manifest
+    (path,label,generator,split). Raw scores stream to OUT/scores.csv, so a
+    stopped run resumes where it left off when started again.
+    """
+    perts = [p.strip() for p in perturb.split(",") if p.strip()]
+    if not no_format_check:
+        perts += [p for p in FORMAT_CHECK if p not in perts]
+    try:
+        check_perturbations(perts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--perturb") from None
+    config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), calibration_path, jobs, out_dir)
+    err = Console(stderr=True)
+    samples = _select(config)
+    _leakage_guard(samples, calibration_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scores_path = out / "scores.csv"
+    previous = read_score_rows(scores_path) if scores_path.exists() else []
+    done = {(r.path, r.perturbation) for r in previous if r.detector == "fused"}
+    if previous:
+        err.print(Text(f"resuming: {len(done)} image x perturbation results already in {scores_path}"))
+    t0 = time.perf_counter()
+    new_file = not scores_path.exists()
+    with open(scores_path, "a", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        if new_file:
+            w.writeheader()
+        try:
+            for rows in run_grid(samples, perts, detectors=config.detectors, calibration_path=calibration_path, jobs=jobs, done=done, err_console=err):
+                for r in rows:
+                    w.writerow(asdict(r))
+                fh.flush()
+        except KeyboardInterrupt:
+            err.print(Text(f"stopped; run the same command again to resume from {scores_path}"))
+            sys.exit(130)
+    keep = {(s.path, p) for s in samples for p in perts}
+    rows = [r for r in read_score_rows(scores_path) if (r.path, r.perturbation) in keep]
+    metrics = compute_metrics(rows)
+    from detectors.fusion import load_calibration
+    from detectors.record import tool_info
+
+    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
+    summary = {
+        "tool": tool_info(),
+        "command": "detect eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "detect eval",
+        "dataset": dataset,
+        "split": split,
+        "perturbations": perts,
+        "n_real": sum(s.label == "real" for s in samples),
+        "n_ai": sum(s.label == "ai" for s in samples),
+        "generators": sorted({s.generator or "unknown" for s in samples if s.label == "ai"}),
+        "calibration": cal.to_dict(),
+        "errors": sum(1 for r in rows if r.detector == "fused" and r.score is None),
+        "format_bias": format_bias(metrics),
+        "metrics": [m.to_dict() for m in metrics],
+        "elapsed_s": round(time.perf_counter() - t0, 1),
+    }
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    os.replace(tmp, out / "summary.json")
+    _write_html(out / "report.html", summary, rows, metrics)
+    _print_table(metrics, Console())
+    fb = summary["format_bias"].get("fused", {})
+    if fb.get("delta_png_vs_jpeg95") is not None:
+        Console().print(Text(f"format-bias check (fused): AUC png {fb.get('png'):.3f}, jpeg95 {fb.get('jpeg95'):.3f}, moved {fb['delta_png_vs_jpeg95']:.3f}"))
+    err.print(Text(f"wrote {out / 'scores.csv'}, {out / 'summary.json'}, {out / 'report.html'}"))
+
+
+@click.command("calibrate")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--split", default="calib", show_default=True, help="The calibration split; evaluation must use another.")
+@click.option("--perturb", default="none,jpeg95,jpeg85,jpeg75,resize0.75,blur1", show_default=True, help="Perturbations, applied identically to both classes.")
+@click.option("--detector", "detectors", multiple=True, help="Pixel detectors to fuse (default: those of the scan that give scores).")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True)
+@click.option("--target-miss", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
+@click.option("--method", type=click.Choice(["auto", "platt", "isotonic"]), default="auto", show_default=True)
+@click.option("--version", "version", default="calib-v2", show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write.")
+def calibrate(dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, version: str, jobs: int, out_path: str) -> None:
+    """Fit the fusion, the calibration map and the thresholds on a calibration split."""
+    from detectors import create_detector
+    from detectors.calibration import fit_calibration
+    from datasets.samples import assign_split
+
+    perts = [p.strip() for p in perturb.split(",") if p.strip()]
+    try:
+        check_perturbations(perts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--perturb") from None
+    if not detectors:
+        from detectors.pipeline import PIXEL_DETECTORS
+
+        detectors = PIXEL_DETECTORS
+    # registry names (e.g. test_spectral) -> the names their results carry (e.g. spectral)
+    result_names = tuple(create_detector(d).name for d in detectors)
+    config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), None, jobs, None)
+    samples = _select(config)
+    err = Console(stderr=True)
+    by_key: dict[tuple[str, str], dict[str, float]] = {}
+    labels: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    for rows in run_grid(samples, perts, detectors=tuple(detectors), calibration_path=None, jobs=jobs, err_console=err):
+        for r in rows:
+            labels[r.path] = int(r.label == "ai")
+            if r.sha256:
+                hashes[r.path] = r.sha256
+            if r.detector in result_names and r.score is not None:
+                by_key.setdefault((r.path, r.perturbation), {})[r.detector] = r.score
+    keys = sorted(by_key)
+    if not keys:
+        raise click.UsageError("no detector produced a score on the calibration split")
+    x = np.array([[by_key[k].get(d, np.nan) for d in result_names] for k in keys])
+    y = np.array([labels[k[0]] for k in keys])
+    val = np.array([assign_split(os.path.basename(k[0]), fractions={"fit": 0.5, "val": 0.5}, salt="calib-half") == "val" for k in keys])
+    n_real = sum(1 for s in samples if s.label == "real")
+    n_ai = len(samples) - n_real
+    fit = fit_calibration(
+        x, y, detectors=result_names, validation_mask=val, file_hashes=list(hashes.values()),
+        target_fpr=target_fpr, target_miss=target_miss, method=method, name="fused", version=version,
+        fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI) under {', '.join(perts)}; map chosen on a held-out half",
+    )  # fmt: skip
+    Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
+    c = Console()
+    c.print(Text(f"map: {fit.chosen} (validation log-loss platt {fit.validation['platt']['log_loss']:.4f}, isotonic {fit.validation['isotonic']['log_loss']:.4f}; "
+                 f"ECE platt {fit.validation['platt']['ece']:.4f}, isotonic {fit.validation['isotonic']['ece']:.4f})"))  # fmt: skip
+    c.print(Text(f"likely_ai >= {fit.calibration.likely_ai:.4f} (target FPR {target_fpr:.1%}), likely_real <= {fit.calibration.likely_real:.4f} (target miss {target_miss:.1%})"))
+    c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard)"))

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from PIL import Image
+
+from _helpers import textured
+from cli.main import main
+
+
+def _dataset(root: Path) -> Path:
+    rows = []
+    for split in ("calib", "test"):
+        for i in range(4):
+            for label in ("real", "ai"):
+                p = root / f"{split}_{label}_{i}.png"
+                arr = textured(140, 140, seed=hash((split, label, i)) % 1000)
+                if label == "ai":  # a period-8 grid: what the spectral detector looks for
+                    arr[::8, :, :] = arr[::8, :, :] // 2
+                    arr[:, ::8, :] = arr[:, ::8, :] // 2
+                Image.fromarray(arr).save(p)
+                rows.append({"path": p.name, "label": label, "generator": "grid" if label == "ai" else "", "split": split})
+    with open(root / "m.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "generator", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    return root / "m.csv"
+
+
+def test_calibrate_then_eval_with_leakage_guard(tmp_path: Path) -> None:
+    manifest = _dataset(tmp_path)
+    runner = CliRunner()
+    cal = tmp_path / "cal.json"
+    r = runner.invoke(main, ["calibrate", str(manifest), "--split", "calib", "--perturb", "none,jpeg90", "--detector", "test_spectral", "-j", "0", "--out", str(cal)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(cal.read_text())
+    assert len(doc["calibration_hashes"]) == 8 and doc["score_map"]["kind"] in ("platt", "isotonic")
+    # evaluating on the calibration split is refused
+    r = runner.invoke(main, ["eval", str(manifest), "--split", "calib", "--calibration", str(cal), "--out", str(tmp_path / "e0"), "-j", "0", "--detector", "test_spectral"])
+    assert r.exit_code == 2 and "refusing to evaluate" in r.output
+    # the test split is fine
+    out = tmp_path / "e1"
+    args = ["eval", str(manifest), "--split", "test", "--calibration", str(cal), "--out", str(out), "-j", "0",
+            "--detector", "test_spectral", "--perturb", "none,jpeg75"]  # fmt: skip
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_real"] == 4 and summary["n_ai"] == 4
+    assert set(summary["perturbations"]) == {"none", "jpeg75", "png", "jpeg95"}
+    assert "fused" in summary["format_bias"]
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert len({(r["path"], r["perturbation"]) for r in rows}) == 8 * 4
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http" not in html.split("<body>", 1)[1]
+    # running again resumes: nothing new is computed, the CSV does not grow
+    n = len(rows)
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0 and "resuming" in r.output
+    assert len(list(csv.DictReader(open(out / "scores.csv")))) == n
+
+
+def test_eval_rejects_bad_perturbation(tmp_path: Path) -> None:
+    manifest = _dataset(tmp_path)
+    r = CliRunner().invoke(main, ["eval", str(manifest), "--perturb", "sepia", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "sepia" in r.output

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _helpers import encode, textured
+from detectors.base import DetectorResult
+from detectors.calibration import apply_map, fit_calibration, fit_isotonic, fit_platt, log_loss, thresholds_for
+from detectors.evaluation import compute_metrics, format_bias, perturb_bytes, score_rows, ScoreRow
+from detectors.fusion import Calibration, load_calibration
+from detectors.metrics import roc_curve
+from detectors.pipeline import Pipeline
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(n), np.ones(n)]
+    z = np.r_[rng.normal(-1, 1, n), rng.normal(1.5, 1, n)]
+    return 1 / (1 + np.exp(-z)), y
+
+
+def test_calibration_reaches_target_fpr_on_fresh_synthetic_scores() -> None:
+    p, y = _synthetic(2000, 0)
+    val = np.random.default_rng(1).random(len(y)) < 0.5
+    fit = fit_calibration(p[:, None], y, detectors=["d"], validation_mask=val, file_hashes=["h"], target_fpr=0.01, target_miss=0.05)
+    cal = fit.calibration
+    p2, y2 = _synthetic(20000, 2)
+    fused = np.array([cal.fused_score([DetectorResult(name="d", version="1", score=float(s))]) for s in p2])
+    fpr = (fused[y2 == 0] >= cal.likely_ai).mean()
+    miss = (fused[y2 == 1] <= cal.likely_real).mean()
+    assert fpr <= 0.02 and miss <= 0.08
+    assert fit.chosen in ("platt", "isotonic") and set(fit.validation) == {"platt", "isotonic"}
+
+
+def test_thresholds_exact_on_small_lists() -> None:
+    y = np.array([0] * 10 + [1] * 10)
+    p = np.r_[np.linspace(0.0, 0.45, 10), np.linspace(0.5, 0.95, 10)]
+    t_ai, t_real = thresholds_for(y, p, target_fpr=0.0, target_miss=0.0)
+    assert t_ai > 0.45 and (p[y == 0] >= t_ai).sum() == 0
+    assert t_real < 0.5 and (p[y == 1] <= t_real).sum() == 0
+    t_ai, _ = thresholds_for(y, p, target_fpr=0.1, target_miss=0.0)
+    assert (p[y == 0] >= t_ai).sum() == 1
+    with pytest.raises(ValueError, match="both real and AI"):
+        thresholds_for(np.zeros(3), np.zeros(3), target_fpr=0.01, target_miss=0.05)
+
+
+def test_maps_are_monotone_and_fit() -> None:
+    p, y = _synthetic(500, 3)
+    z = np.log(p / (1 - p))
+    for m in (fit_platt(z, y), fit_isotonic(z, y)):
+        out = apply_map(m, np.sort(z))
+        assert np.all(np.diff(out) >= -1e-12)
+        assert log_loss(y, apply_map(m, z)) < log_loss(y, np.full_like(p, 0.5))
+    with pytest.raises(ValueError, match="unknown calibration map"):
+        apply_map({"kind": "spline"}, z)
+
+
+def test_calibration_file_roundtrip(tmp_path) -> None:
+    p, y = _synthetic(200, 4)
+    fit = fit_calibration(p[:, None], y, detectors=["d"], validation_mask=np.arange(len(y)) % 2 == 0, file_hashes=["a", "b"])
+    (tmp_path / "c.json").write_text(fit.calibration.to_json())
+    back = load_calibration(tmp_path / "c.json")
+    assert back == fit.calibration and back.calibration_hashes == ("a", "b")
+    assert "calibration_hashes" not in back.to_dict()
+
+
+def test_shipped_calibration_was_fitted_with_hashes() -> None:
+    cal = load_calibration()
+    assert cal.calibration_hashes and cal.score_map is not None and cal.fusion is not None
+
+
+def test_perturb_bytes_deterministic_and_validated() -> None:
+    data = encode(Image.fromarray(textured(96, 96)), "PNG")
+    for name in ("png", "jpeg75", "resize0.5", "blur1", "screenshot"):
+        assert perturb_bytes(data, name) == perturb_bytes(data, name)
+    assert perturb_bytes(data, "none") is data
+    assert Image.open(__import__("io").BytesIO(perturb_bytes(data, "resize0.5"))).size == (48, 48)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturb_bytes(data, "sepia")
+
+
+def test_roc_curve_endpoints() -> None:
+    fpr, tpr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+
+
+def test_metrics_per_generator_and_format_bias() -> None:
+    rows = []
+    for i in range(6):
+        for pert in ("png", "jpeg95"):
+            rows.append(ScoreRow(f"r{i}", "h", "real", "real", pert, "fused", 0.1 * i, 0.5, "ok"))
+            rows.append(ScoreRow(f"a{i}", "h", "ai", "g1" if i < 3 else "g2", pert, "fused", 0.5 + 0.05 * i, 0.5, "ok"))
+    ms = compute_metrics(rows)
+    subsets = {(m.perturbation, m.subset) for m in ms}
+    assert ("png", "all") in subsets and ("png", "g1") in subsets and ("png", "g2") in subsets
+    fb = format_bias(ms)["fused"]
+    assert fb["delta_png_vs_jpeg95"] == 0.0
+
+
+class _SizeDetector:
+    """Scores 0.95 on images at least 120 px wide, 0.02 below: a resize flips it."""
+
+    name, version, threshold = "size", "1", 0.5
+
+    def analyze(self, image):  # noqa: ANN001, ANN201
+        return DetectorResult(name="size", version="1", score=0.95 if image.width >= 120 else 0.02, threshold=0.5)
+
+
+def test_stability_turns_a_flip_into_inconclusive(tmp_path) -> None:
+    Image.fromarray(textured(140, 140)).save(tmp_path / "a.png")
+    cal = Calibration(name="t", version="t", likely_ai=0.8, likely_real=0.2)
+    plain = Pipeline([_SizeDetector()], calibration=cal).analyze_path(tmp_path / "a.png").record
+    stable = Pipeline([_SizeDetector()], calibration=cal, stability=True).analyze_path(tmp_path / "a.png").record
+    assert plain["label"] == "likely_ai"
+    assert stable["label"] == "inconclusive" and stable["decided_by"] == "stability"
+    flag = [q for q in stable["quality_flags"] if q["code"] == "unstable"][0]
+    assert "0.75x resize" in flag["message"]
