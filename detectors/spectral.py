@@ -28,7 +28,7 @@ from detectors.base import DetectorResult, register_detector
 from forensics.io import LoadedImage
 from forensics.peaks import periodic_peak_features
 from forensics.residuals import cross_difference, laplacian, luminance
-from forensics.spectrum import PowerSpectrum, log_power_spectrum, radial_profile, tile_origins, tiled_power_spectrum
+from forensics.spectrum import PowerSpectrum, log_power_spectrum, radial_profile, residual_power_spectrum
 
 __all__ = [
     "FEATURE_NAMES",
@@ -114,8 +114,8 @@ def extract_spectral_features(regions: tuple[np.ndarray, ...], *, max_tiles: int
     per_region = max(1, max_tiles // len(regions))
     xd, lap = [], []
     for region in regions:
-        xd.append(tiled_power_spectrum(cross_difference(region), tile=tile, max_tiles=per_region, overlap=0.5))
-        lap.append(tiled_power_spectrum(laplacian(region), tile=tile, max_tiles=per_region, overlap=0.5))
+        xd.append(residual_power_spectrum(region, cross_difference, border=1, tile=tile, max_tiles=per_region, overlap=0.5))
+        lap.append(residual_power_spectrum(region, laplacian, border=2, tile=tile, max_tiles=per_region, overlap=0.5))
     xd_s, lap_s = _merge(xd), _merge(lap)
     fx = periodic_peak_features(xd_s, periods=_PERIODS)
     fl = periodic_peak_features(lap_s, periods=_PERIODS)

@@ -15,10 +15,18 @@ models", ICASSP 2023.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["PowerSpectrum", "log_power_spectrum", "radial_profile", "tile_origins", "tiled_power_spectrum"]
+__all__ = [
+    "PowerSpectrum",
+    "log_power_spectrum",
+    "radial_profile",
+    "residual_power_spectrum",
+    "tile_origins",
+    "tiled_power_spectrum",
+]
 
 
 @dataclass(frozen=True)
@@ -116,18 +124,57 @@ def tiled_power_spectrum(
     origins = tile_origins(r.shape[0], r.shape[1], tile=tile, max_tiles=max_tiles, overlap=overlap)
     win = None
     if window == "hann":
-        w1 = np.hanning(tile).astype(np.float64)
-        win = np.outer(w1, w1)[..., None]
-    acc = np.zeros((tile, tile), dtype=np.float64)
-    for y, x in origins:
-        block = r[y : y + tile, x : x + tile].astype(np.float64)
-        block = block - block.mean(axis=(0, 1), keepdims=True)
+        w1 = np.hanning(tile).astype(np.float32)
+        win = np.outer(w1, w1)[None, :, :, None]
+    acc = np.zeros((tile, tile // 2 + 1), dtype=np.float64)
+    # batches of tiles through one real FFT each (float32: the residuals are 8-bit derived)
+    for start in range(0, len(origins), 16):
+        batch = np.stack([r[y : y + tile, x : x + tile] for y, x in origins[start : start + 16]]).astype(np.float32)
+        batch -= batch.mean(axis=(1, 2), keepdims=True)
         if win is not None:
-            block = block * win
-        f = np.fft.fft2(block, axes=(0, 1))
-        acc += (np.abs(f) ** 2).mean(axis=2)
-    power = acc / (len(origins) * tile * tile)
+            batch *= win
+        f = np.fft.rfft2(batch, axes=(1, 2))
+        acc += (f.real**2 + f.imag**2).mean(axis=3).sum(axis=0, dtype=np.float64)
+    # rebuild the full spectrum from the half one by conjugate symmetry: P[k, l] = P[-k, -l]
+    power = np.empty((tile, tile), dtype=np.float64)
+    half = tile // 2 + 1
+    power[:, :half] = acc
+    cols = np.arange(half, tile)
+    power[:, half:] = acc[(-np.arange(tile)) % tile][:, tile - cols]
+    power /= len(origins) * tile * tile
     return PowerSpectrum(power=power, tile=tile, n_tiles=len(origins))
+
+
+def residual_power_spectrum(
+    image: np.ndarray,
+    residual: Callable[[np.ndarray], np.ndarray],
+    *,
+    border: int,
+    tile: int = 256,
+    max_tiles: int | None = 64,
+    window: str | None = None,
+    overlap: float = 0.0,
+) -> PowerSpectrum:
+    """Like ``tiled_power_spectrum(residual(image), ...)``, filtering only the tiles used.
+
+    A valid-mode filter is local, so filtering each ``tile + border`` patch
+    gives exactly the residual's tiles, without filtering the whole image
+    (the saving is large on a 12 MP photo analysed on 32 tiles).
+
+    Args:
+        image: ``float`` array ``(H, W[, C])``. Not modified.
+        residual: A valid-mode filter that shrinks each side by ``border``.
+        border: Kernel size minus one (1 for the cross-difference, 2 for the Laplacian).
+        tile, max_tiles, window, overlap: As in :func:`tiled_power_spectrum`.
+    """
+    if border < 0:
+        raise ValueError(f"border must be >= 0, got {border}")
+    h, w = image.shape[0] - border, image.shape[1] - border
+    origins = tile_origins(h, w, tile=tile, max_tiles=max_tiles, overlap=overlap)
+    parts = [residual(image[y : y + tile + border, x : x + tile + border]) for y, x in origins]
+    stacked = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=0)
+    # the stacked tiles sit on an exact tile grid: average them without overlap
+    return tiled_power_spectrum(stacked, tile=tile, max_tiles=None, window=window, overlap=0.0)
 
 
 def log_power_spectrum(spectrum: PowerSpectrum, *, eps: float = 1e-12) -> np.ndarray:

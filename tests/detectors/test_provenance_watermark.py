@@ -159,3 +159,20 @@ def test_invalid_bands_are_rejected():
     bad["SDV2"] = {"strong": 20, "moderate": 25}
     with pytest.raises(ValueError):
         WatermarkDetector(bands=bad)
+
+
+@needs_imwatermark
+def test_large_image_read_on_a_band_matches_the_whole_image(tmp_path):
+    from detectors.provenance.watermark import BAND_PIXELS, band_rows, to_uint8
+
+    big = np.concatenate([textured(1024, seed=s) for s in (5, 6)], axis=0)[:, :]  # 2048 x 1024
+    big = np.concatenate([big, big[:, ::-1]], axis=1)  # 2048 x 2048: 4 MP, above BAND_PIXELS
+    marked = embed(big, "StableDiffusionV1", "BGR")
+    whole = count_watermark_bits(marked)["StableDiffusionV1"]
+    top, bottom = band_rows(2048, 2048, pixels=BAND_PIXELS)
+    assert 0 < top and bottom < 2048 and (bottom - top) * 2048 >= BAND_PIXELS
+    res = WatermarkDetector().analyze(load_image(save(marked, tmp_path / "big.png", "PNG")))
+    band = res.evidence["bits"]["StableDiffusionV1"]
+    assert whole.matched >= BANDS["StableDiffusionV1"]["strong"]
+    assert band["matched"] >= BANDS["StableDiffusionV1"]["strong"] and band["band"] == "strong"
+    assert res.claim == "ai_generated"

@@ -96,3 +96,14 @@ def test_overlapping_tiles() -> None:
     assert len(o) == 4 and all(y + 256 <= 510 and x + 256 <= 510 for y, x in o)
     with pytest.raises(ValueError, match="overlap"):
         tile_origins(510, 510, tile=256, overlap=0.9)
+
+
+def test_residual_power_spectrum_equals_filtering_everything() -> None:
+    from forensics.spectrum import residual_power_spectrum
+
+    img = _noise(4, 300)
+    for fn, border in ((cross_difference, 1), (laplacian, 2)):
+        a = tiled_power_spectrum(fn(img), tile=64, max_tiles=7, overlap=0.5)
+        b = residual_power_spectrum(img, fn, border=border, tile=64, max_tiles=7, overlap=0.5)
+        assert a.n_tiles == b.n_tiles == 7
+        assert np.allclose(a.power, b.power)
