@@ -67,7 +67,7 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
         Exit status: 0 not flagged, 1 likely_ai or ai_confirmed, 2 unreadable.
     """
     from detectors.pipeline import Pipeline
-    from detectors.spectral import MIN_SIDE, extract_spectral_features
+    from detectors.spectral import MIN_SIDE
     from forensics.io import ImageLoadError, load_image
     from forensics.jpeg import jpeg_info
     from forensics.spectrum import radial_profile

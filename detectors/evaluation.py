@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from datasets.perturbations import gaussian_blur, jpeg_compress, resize, to_uint8
+from datasets.perturbations import gaussian_blur, resize, to_uint8
 from datasets.samples import Sample
 from detectors.metrics import binary_metrics
 from forensics.io import load_image_bytes

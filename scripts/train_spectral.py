@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -35,7 +34,7 @@ import numpy as np
 from datasets.perturbations import Compose, GaussianBlur, Jpeg, RandomCrop, RandomResize, named_perturbation
 from datasets.samples import Sample, load_dataset
 from detectors.metrics import binary_metrics
-from detectors.spectral import FEATURE_NAMES, MIN_SIDE, extract_spectral_features, fit_logistic
+from detectors.spectral import MIN_SIDE, extract_spectral_features, fit_logistic
 from forensics.io import ImageLoadError, load_image
 
 TRAIN_AUG = Compose(

@@ -249,3 +249,22 @@ def result(
         message=message,
         time_s=time.perf_counter() - t0,
     )
+
+
+class ProvenanceReader:
+    """Base of the provenance detectors: ``analyze`` times ``_analyze`` and turns any exception
+    into a result with ``status: "error"``, since a reader never raises on a hostile file."""
+
+    name: str = "provenance"
+    version: str = "0"
+
+    def analyze(self, image: Any) -> DetectorResult:
+        """Read ``image`` (a :class:`forensics.io.LoadedImage`); never raises."""
+        t0 = time.perf_counter()
+        try:
+            return self._analyze(image, t0)
+        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
+            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
+
+    def _analyze(self, image: Any, t0: float) -> DetectorResult:
+        raise NotImplementedError

@@ -34,12 +34,11 @@ import json
 import os
 import re
 import threading
-import time
 from importlib import resources
 from typing import Any
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import classify_source_type, result, source_type_code, truncate
+from detectors.provenance._common import ProvenanceReader, classify_source_type, result, source_type_code, truncate
 from forensics.io import LoadedImage
 
 __all__ = ["C2paDetector", "load_trust_anchors", "offline_settings", "summarize_manifest_store"]
@@ -258,7 +257,7 @@ def summarize_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class C2paDetector:
+class C2paDetector(ProvenanceReader):
     """Reads and validates C2PA manifests offline.
 
     Args:
@@ -300,14 +299,6 @@ class C2paDetector:
                 self._ctx_pid = os.getpid()
                 self._n_anchors = n
             return self._ctx
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Read the C2PA manifest store of ``image.data``."""
-        t0 = time.perf_counter()
-        try:
-            return self._analyze(image, t0)
-        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
-            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
         try:

@@ -14,11 +14,10 @@ References:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import result, truncate
+from detectors.provenance._common import ProvenanceReader, result, truncate
 from forensics.io import LoadedImage
 
 __all__ = ["ExifDetector", "read_exif_fields"]
@@ -131,7 +130,7 @@ def _fmt_exposure(f: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-class ExifDetector:
+class ExifDetector(ProvenanceReader):
     """Reports EXIF camera fields as a weak camera hint."""
 
     name = "exif"
@@ -139,14 +138,6 @@ class ExifDetector:
 
     def __init__(self) -> None:
         pass
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Read the EXIF block of ``image``."""
-        t0 = time.perf_counter()
-        try:
-            return self._analyze(image, t0)
-        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
-            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
         if not image.exif:

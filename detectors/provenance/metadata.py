@@ -32,14 +32,13 @@ import gzip
 import io
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import MAX_EVIDENCE_CHARS, jpeg_segments, png_text_chunks, result, truncate
+from detectors.provenance._common import ProvenanceReader, MAX_EVIDENCE_CHARS, jpeg_segments, png_text_chunks, result, truncate
 from forensics.io import LoadedImage
 
 __all__ = [
@@ -620,7 +619,7 @@ def find_generator_metadata(fields: list[tuple[str, str, str]]) -> list[Generato
     return findings
 
 
-class GeneratorMetadataDetector:
+class GeneratorMetadataDetector(ProvenanceReader):
     """Finds and parses image-generator parameter metadata.
 
     Args:
@@ -632,14 +631,6 @@ class GeneratorMetadataDetector:
 
     def __init__(self, *, stealth: bool = True) -> None:
         self.stealth = stealth
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Look for generator metadata in ``image``'s original bytes."""
-        t0 = time.perf_counter()
-        try:
-            return self._analyze(image, t0)
-        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
-            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
         fields = collect_text_fields(image)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import result
+from detectors.provenance._common import ProvenanceReader, result
 from forensics.io import LoadedImage
 
 __all__ = [
@@ -262,7 +261,7 @@ def load_imwatermark_maxdct() -> ModuleType | None:
     return module
 
 
-class WatermarkDetector:
+class WatermarkDetector(ProvenanceReader):
     """Counts Stable Diffusion dwtDct watermark bits in the decoded pixels.
 
     Args:
@@ -278,14 +277,6 @@ class WatermarkDetector:
             b = self.bands.get(key)
             if b is None or not (0 < b["moderate"] <= b["strong"] <= WATERMARK_MESSAGES[key].size):
                 raise ValueError(f"invalid bands for {key}: {b!r}")
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Count watermark bits; images under 256x256 are not testable."""
-        t0 = time.perf_counter()
-        try:
-            return self._analyze(image, t0)
-        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
-            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
         if image.width < MIN_SIDE or image.height < MIN_SIDE:

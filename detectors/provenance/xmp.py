@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import re
 import struct
-import time
 from typing import Any
 
 from detectors.base import DetectorResult, register_detector
 from detectors.provenance._common import (
+    ProvenanceReader,
     classify_source_type,
     jpeg_segments,
     png_text_chunks,
@@ -204,7 +204,7 @@ def parse_xmp(packet: bytes) -> tuple[dict[str, list[str]], str]:
     return _scan_regex(packet), "regex"
 
 
-class XmpDetector:
+class XmpDetector(ProvenanceReader):
     """Reads IPTC DigitalSourceType / AISystemUsed from XMP."""
 
     name = "xmp"
@@ -212,14 +212,6 @@ class XmpDetector:
 
     def __init__(self) -> None:
         pass
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Read the XMP packets of ``image.data``."""
-        t0 = time.perf_counter()
-        try:
-            return self._analyze(image, t0)
-        except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
-            return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
         packets = extract_xmp_packets(image.data, image.format)

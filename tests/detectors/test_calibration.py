@@ -7,7 +7,7 @@ from PIL import Image
 from _helpers import encode, textured
 from detectors.base import DetectorResult
 from detectors.calibration import apply_map, fit_calibration, fit_isotonic, fit_platt, log_loss, thresholds_for
-from detectors.evaluation import compute_metrics, format_bias, perturb_bytes, score_rows, ScoreRow
+from detectors.evaluation import compute_metrics, format_bias, perturb_bytes, ScoreRow
 from detectors.fusion import Calibration, load_calibration
 from detectors.metrics import roc_curve
 from detectors.pipeline import Pipeline

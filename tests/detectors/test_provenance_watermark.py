@@ -163,7 +163,7 @@ def test_invalid_bands_are_rejected():
 
 @needs_imwatermark
 def test_large_image_read_on_a_band_matches_the_whole_image(tmp_path):
-    from detectors.provenance.watermark import BAND_PIXELS, band_rows, to_uint8
+    from detectors.provenance.watermark import BAND_PIXELS, band_rows
 
     big = np.concatenate([textured(1024, seed=s) for s in (5, 6)], axis=0)[:, :]  # 2048 x 1024
     big = np.concatenate([big, big[:, ::-1]], axis=1)  # 2048 x 2048: 4 MP, above BAND_PIXELS
