@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import scipy.fft
 
 __all__ = [
     "PowerSpectrum",
@@ -125,16 +126,22 @@ def tiled_power_spectrum(
     win = None
     if window == "hann":
         w1 = np.hanning(tile).astype(np.float32)
-        win = np.outer(w1, w1)[None, :, :, None]
+        win = np.outer(w1, w1)[None, None, :, :]
     acc = np.zeros((tile, tile // 2 + 1), dtype=np.float64)
-    # batches of tiles through one real FFT each (float32: the residuals are 8-bit derived)
+    n_ch = r.shape[2]
+    # batches of tiles through one real FFT each (float32: the residuals are 8-bit derived),
+    # channels first so that each 2-D transform runs on contiguous memory
     for start in range(0, len(origins), 16):
-        batch = np.stack([r[y : y + tile, x : x + tile] for y, x in origins[start : start + 16]]).astype(np.float32)
-        batch -= batch.mean(axis=(1, 2), keepdims=True)
+        batch = np.stack([r[y : y + tile, x : x + tile] for y, x in origins[start : start + 16]])
+        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
         if win is not None:
+            batch -= batch.mean(axis=(2, 3), keepdims=True)
             batch *= win
-        f = np.fft.rfft2(batch, axes=(1, 2))
-        acc += (f.real**2 + f.imag**2).mean(axis=3).sum(axis=0, dtype=np.float64)
+        f = scipy.fft.rfft2(batch, axes=(2, 3))
+        acc += (f.real**2 + f.imag**2).sum(axis=(0, 1), dtype=np.float64) / n_ch
+    if win is None:
+        # removing each tile's mean only changes the DC bin of a rectangular-window transform
+        acc[0, 0] = 0.0
     # rebuild the full spectrum from the half one by conjugate symmetry: P[k, l] = P[-k, -l]
     power = np.empty((tile, tile), dtype=np.float64)
     half = tile // 2 + 1

@@ -107,3 +107,11 @@ def test_residual_power_spectrum_equals_filtering_everything() -> None:
         b = residual_power_spectrum(img, fn, border=border, tile=64, max_tiles=7, overlap=0.5)
         assert a.n_tiles == b.n_tiles == 7
         assert np.allclose(a.power, b.power)
+
+
+def test_vectorised_peak_contrasts_match_scalar() -> None:
+    from forensics.peaks import peak_contrasts
+
+    power = np.random.default_rng(5).random((64, 64)) + 0.1
+    pts = grid_points(64, 16, exclude_coarser=False)
+    assert np.allclose(peak_contrasts(power, pts), [peak_contrast(power, q) for q in pts])
