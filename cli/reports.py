@@ -859,6 +859,17 @@ class HtmlWriter(_WriterBase):
             {"p": path, "l": label, "r": _LABEL_RANK_SORT.get(label, len(LABELS)), "s": score, "b": size}
         )
 
+    def card_views(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """The cards prepared so far, for other front ends (``detect serve`` draws them in the page).
+
+        Returns:
+            One ``(card, images)`` pair per added record: ``card`` is the display
+            model the template renders (every string already sanitised, to be
+            shown as text), ``images`` maps the ``data-k`` keys of its figures to
+            ``data:`` URIs.
+        """
+        return [(dict(c), dict(u)) for c, u in zip(self._cards, self._images)]
+
     # -- close ------------------------------------------------------------- #
 
     def _header(self, summary: dict[str, Any]) -> dict[str, Any]:

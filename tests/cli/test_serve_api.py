@@ -1,0 +1,289 @@
+"""``detect serve``'s JSON API, through FastAPI's TestClient with real worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from _helpers import encode, png_with_ihdr, textured  # noqa: E402
+from cli.main import main  # noqa: E402
+from cli.serve import is_loopback  # noqa: E402
+from cli.web.app import CSP, LOOPBACK_HOSTS, _SecurityMiddleware, create_app, describe_content, sniff_image_format  # noqa: E402
+from detectors.record import LABELS  # noqa: E402
+
+MAX_BYTES = 1_000_000
+MAX_PIXELS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, max_concurrent=1, queue_size=1, timeout_s=60)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def png() -> bytes:
+    return encode(Image.fromarray(textured(256, 256, seed=5)), "PNG")
+
+
+def _post(client: TestClient, data: bytes, name: str = "photo.png", ctype: str = "image/png", url: str = "/api/v1/analyze"):
+    return client.post(url, files={"file": (name, data, ctype)})
+
+
+def test_success_returns_the_scan_record(client: TestClient, png: bytes) -> None:
+    r = _post(client, png, name="source photo.png")
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["record_type"] == "image" and rec["schema_version"] == "1.0"
+    assert rec["status"] == "ok" and rec["error"] is None
+    assert rec["label"] in LABELS and rec["label"] != "error"
+    assert rec["file"]["path"] == "source photo.png"
+    assert rec["file"]["format"] == "PNG" and (rec["file"]["width"], rec["file"]["height"]) == (256, 256)
+    assert rec["file"]["sha256"] == hashlib.sha256(png).hexdigest()
+    assert rec["file"]["mtime_ns"] is None
+    assert {d["name"] for d in rec["detectors"]} >= {"spectral", "c2pa", "generator_metadata"}
+    # the same analysis as detect scan's pipeline
+    from detectors.pipeline import Pipeline
+
+    ref = Pipeline().analyze_bytes(png, name="source photo.png").record
+    assert rec["label"] == ref["label"] and rec["score"] == ref["score"]
+    assert [d["score"] for d in rec["detectors"]] == [d["score"] for d in ref["detectors"]]
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_heic_from_a_phone_is_decoded(client: TestClient) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    buf = io.BytesIO()
+    try:
+        pillow_heif.from_pillow(Image.fromarray(textured(200, 300, seed=2))).save(buf, format="HEIF", quality=90)
+    except Exception as exc:  # noqa: BLE001 - a libheif built without an encoder
+        pytest.skip(f"cannot encode HEIC here: {exc}")
+    r = _post(client, buf.getvalue(), name="IMG_0001.HEIC", ctype="application/octet-stream")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ok" and r.json()["file"]["format"] in ("HEIF", "HEIC")
+
+
+def test_card_endpoint_gives_card_images_and_self_contained_html(client: TestClient, png: bytes) -> None:
+    name = "<b>x</b> & 'q'.png"
+    r = _post(client, png, name=name, url="/api/v1/card")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["record"]["file"]["path"] == name
+    card = body["card"]
+    assert card["path"] == name and card["label"] in LABELS and card["detectors"]
+    assert {f["kind"] for f in card["figures"]} == {"thumbnail", "residual", "spectrum"}
+    assert all(body["images"][f["key"]].startswith("data:image/") for f in card["figures"])
+    html = body["report_html"]
+    assert 'http-equiv="Content-Security-Policy"' in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert not re.search(r"""(src|href)=["']?https?:""", html)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", body["download_name"])
+
+
+def test_too_large_is_413_with_a_reason(client: TestClient) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 10)
+    r = _post(client, data)
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large" and "limit" in r.json()["detail"]
+
+
+def test_too_many_pixels_is_413_with_a_reason(client: TestClient) -> None:
+    r = _post(client, png_with_ihdr(2000, 2000), name="bomb.png")
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "too_many_pixels"
+    assert "4,000,000" in r.json()["detail"] and "1,000,000" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "PDF"),
+        (b"<html><script>alert(1)</script></html>", "HTML"),
+        (b"PK\x03\x04" + bytes(100), "ZIP"),
+        (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2", "video"),
+    ],
+)
+def test_wrong_type_is_415_from_magic_bytes(client: TestClient, data: bytes, what: str) -> None:
+    r = _post(client, data, name="photo.jpg", ctype="image/jpeg")  # the name and declared type lie
+    assert r.status_code == 415, r.text
+    assert r.json()["code"] == "unsupported_type" and what in r.json()["detail"]
+
+
+def test_malformed_requests_are_4xx(client: TestClient, png: bytes) -> None:
+    r = client.post("/api/v1/analyze", content=png, headers={"content-type": "image/png"})
+    assert r.status_code == 415 and r.json()["code"] == "not_multipart"
+    r = client.post("/api/v1/analyze", files={"other": ("a.png", png, "image/png")})
+    assert r.status_code == 422 and r.json()["code"] == "no_file"
+    r = client.post("/api/v1/analyze", files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))])
+    assert r.status_code == 422 and r.json()["code"] == "several_files"
+    r = _post(client, b"")
+    assert r.status_code == 422 and r.json()["code"] == "empty"
+
+
+def test_corrupt_image_is_200_with_an_error_record(client: TestClient, png: bytes) -> None:
+    """Decided: an image's magic bytes but broken content is analysed and fails, as in detect scan."""
+    r = _post(client, png[: len(png) // 3], name="cut.png")
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["status"] == "error" and rec["label"] == "error"
+    assert rec["error"]["code"] in ("truncated", "decode_error") and rec["error"]["message"]
+
+
+def test_concurrent_uploads_get_200_or_503_never_500(client: TestClient, png: bytes) -> None:
+    n = 8
+    barrier = threading.Barrier(n)
+    out: list[tuple[int, str | None]] = []
+    lock = threading.Lock()
+
+    def hit(i: int) -> None:
+        barrier.wait()
+        r = _post(client, png, name=f"c{i}.png")
+        with lock:
+            out.append((r.status_code, r.headers.get("retry-after")))
+
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    codes = [c for c, _ in out]
+    assert len(codes) == n
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(200) >= 2  # one running plus one queued are always admitted
+    assert all(ra is not None and int(ra) >= 1 for c, ra in out if c == 503)
+    assert _post(client, png).status_code == 200  # and the server is still fine
+
+
+def test_full_queue_gives_503_with_retry_after(client: TestClient, png: bytes) -> None:
+    desk = client.app.state.desk
+    saved = desk.pending
+    desk.pending = desk.capacity  # as if every slot were taken
+    try:
+        r = _post(client, png)
+    finally:
+        desk.pending = saved
+    assert r.status_code == 503 and r.json()["code"] == "busy"
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_timeout_kills_the_worker_and_gives_an_error_record(client: TestClient, png: bytes) -> None:
+    pool = client.app.state.desk.pool
+    saved = pool.timeout_s
+    pool.timeout_s = 0.001
+    try:
+        r = _post(client, png, name="slow.png")
+    finally:
+        pool.timeout_s = saved
+    assert r.status_code == 200 and r.json()["error"]["code"] == "timeout"
+    assert _post(client, png).json()["status"] == "ok"  # a fresh worker took over
+
+
+def test_security_headers_and_no_external_resources(client: TestClient, png: bytes) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert "script-src 'self'" in CSP and "unsafe" not in CSP and "default-src 'none'" in CSP
+    assert f'content="{CSP}"' in page.text  # the same policy as a meta tag
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "onclick" not in page.text.lower() and "<script>" not in page.text  # no inline script or handlers
+    for path in ("/static/desk.js", "/static/desk.css", "/static/report.css", "/static/api.js", "/api"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
+        # nothing that would load from elsewhere: no absolute src/href, no CSS url()/@import, no URL in scripts
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", r.text), path
+        assert not re.search(r"url\(|@import", r.text), path
+        if path.endswith(".js"):
+            assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", r.text), path
+        assert "innerHTML" not in r.text and "insertAdjacentHTML" not in r.text and "eval(" not in r.text
+    assert client.get("/static/../app.py").status_code == 404
+    assert client.get("/static/nope.js").status_code == 404
+    assert "content-security-policy" in _post(client, png).headers
+    assert "content-security-policy" in _post(client, b"nope").headers
+
+
+def test_openapi_documents_the_api_and_docs_that_load_a_cdn_are_off(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/api/v1/analyze"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"]
+    assert {"200", "413", "415", "422", "503"} <= set(op["responses"])
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    limits = client.get("/api/v1/limits").json()
+    assert limits["max_bytes"] == MAX_BYTES and limits["max_pixels"] == MAX_PIXELS and limits["queue_size"] == 1
+
+
+def test_logs_hold_counts_and_timings_but_no_file_name(client: TestClient, png: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "confidential-source-4711"
+    with caplog.at_level(logging.DEBUG):
+        assert _post(client, png, name=f"{secret}.png").status_code == 200
+        assert _post(client, b"%PDF-1.4", name=f"{secret}.pdf").status_code == 415
+    assert secret not in caplog.text
+    assert "testclient" not in caplog.text  # no client address either
+    msgs = [r.getMessage() for r in caplog.records if r.name == "cli.serve"]
+    assert any("analysis finished in" in m for m in msgs) and any("refused (unsupported_type)" in m for m in msgs)
+
+
+def test_host_guard_refuses_foreign_host_headers() -> None:
+    async def ok(scope, receive, send):  # noqa: ANN001
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guarded = _SecurityMiddleware(ok, allowed_hosts=LOOPBACK_HOSTS)
+    assert TestClient(guarded, base_url="http://127.0.0.1:8000").get("/").status_code == 200
+    assert TestClient(guarded, base_url="http://localhost:8000").get("/").status_code == 200
+    assert TestClient(guarded, base_url="http://[::1]:8000").get("/").status_code == 200
+    r = TestClient(guarded, base_url="http://attacker.example:8000").get("/")
+    assert r.status_code == 400 and r.headers["content-security-policy"] == CSP
+
+
+def test_cross_origin_posts_are_refused(client: TestClient, png: bytes) -> None:
+    r = client.post("/api/v1/analyze", files={"file": ("a.png", png, "image/png")}, headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and r.json()["code"] == "cross_origin"
+    r = client.post("/api/v1/analyze", files={"file": ("a.png", png, "image/png")}, headers={"origin": "null"})
+    assert r.status_code == 403
+    r = client.post("/api/v1/analyze", files={"file": ("a.png", png, "image/png")}, headers={"origin": "http://testserver"})
+    assert r.status_code == 200
+
+
+def test_a_crashed_worker_gives_an_error_record_and_is_replaced(client: TestClient, png: bytes) -> None:
+    pool = client.app.state.desk.pool
+    victim = pool._workers[0].proc
+    victim.kill()  # as a decoder crash on a hostile file would
+    victim.join(timeout=10)
+    r = _post(client, png, name="crash.png")
+    assert r.status_code == 200 and r.json()["error"]["code"] == "worker_crashed"
+    assert _post(client, png).json()["status"] == "ok"
+
+
+def test_sniffing() -> None:
+    assert sniff_image_format(b"\xff\xd8\xff\xe0") == "JPEG"
+    assert sniff_image_format(encode(Image.fromarray(textured(8, 8)), "WEBP")) == "WEBP"
+    assert sniff_image_format(b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heicmiaf") == "HEIF"
+    assert sniff_image_format(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf") == "AVIF"
+    assert sniff_image_format(b"GIF89a") == "GIF" and sniff_image_format(b"hello") is None
+    assert "SVG" in describe_content(b'<?xml version="1.0"?><svg xmlns="x"/>')
+    assert describe_content(np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes()) == "unrecognised binary data"
+
+
+def test_cli_lists_serve_and_loopback_detection(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["--help"])
+    assert "serve" in r.output
+    r = CliRunner().invoke(main, ["serve", "--help"])
+    assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output and "127.0.0.1" in r.output
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
