@@ -344,8 +344,39 @@ def calibrate(dataset: str, split: str, perturb: str, detectors: tuple[str, ...]
         fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI) under {', '.join(perts)}; map chosen on a held-out half",
     )  # fmt: skip
     Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
+    card = Path(out_path).with_suffix(".md")
+    card.write_text(_calibration_card(fit, command="detect calibrate " + " ".join(sys.argv[2:]), n_files=len(hashes)), encoding="utf-8")
     c = Console()
     c.print(Text(f"map: {fit.chosen} (validation log-loss platt {fit.validation['platt']['log_loss']:.4f}, isotonic {fit.validation['isotonic']['log_loss']:.4f}; "
                  f"ECE platt {fit.validation['platt']['ece']:.4f}, isotonic {fit.validation['isotonic']['ece']:.4f})"))  # fmt: skip
     c.print(Text(f"likely_ai >= {fit.calibration.likely_ai:.4f} (target FPR {target_fpr:.1%}), likely_real <= {fit.calibration.likely_real:.4f} (target miss {target_miss:.1%})"))
-    c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard)"))
+    c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard) and {card}"))
+
+
+def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:
+    """A short markdown card for a calibration file: data, command, choice of map, thresholds."""
+    cal = fit.calibration
+    v = fit.validation
+    return "\n".join(
+        [
+            f"# Calibration card: `{cal.name}` `{cal.version}`",
+            "",
+            f"- Data: {cal.fitted_on}.",
+            f"- Files seen: {n_files} (their sha256 are in the JSON; `detect eval` refuses to report on them).",
+            f"- Command: `{command}`",
+            f"- Fusion: logistic late fusion of {', '.join(cal.fusion['detectors'])} "
+            f"(weights {', '.join(f'{w:.3f}' for w in cal.fusion['weights'])}, bias {cal.fusion['bias']:.3f}).",
+            f"- Map: **{fit.chosen}**, chosen by log-loss on a held-out half of the calibration split:",
+            "",
+            "| map | log-loss | ECE |",
+            "|---|---|---|",
+            *(f"| {k} | {m['log_loss']:.4f} | {m['ece']:.4f} |" for k, m in v.items()),
+            "",
+            f"- `likely_ai`: fused P(AI) >= {cal.likely_ai:.4f}, for a target false-positive rate of {cal.target_fpr:.1%} "
+            "on the calibration reals.",
+            f"- `likely_real`: fused P(AI) <= {cal.likely_real:.4f}, for a target miss rate of {cal.target_miss:.1%} on the "
+            "calibration AI images.",
+            "- With few calibration reals, the FPR target is met on them but is only an extrapolation beyond them.",
+            "",
+        ]
+    )
