@@ -281,7 +281,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             stability=config.stability,
         )
     )
-    models = _models(names)
+    models: dict[str, str] = {}  # detector -> version, as reported by the records themselves
     writers = _open_writers(config)
     report = Report()
     rows: list[dict[str, Any]] = []
@@ -306,6 +306,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             task = progress.add_task("scanning", total=len(entries), rate="-")
             for i, (rec, vis) in enumerate(_records(config, entries, calibration.to_dict(), engine), start=1):
                 report.add(rec, config.fail_on)
+                models.update({d["name"]: d["version"] for d in rec["detectors"]})
                 for w in writers:
                     w.add(rec, vis)
                 rows.append({"path": rec["file"]["path"], "label": rec["label"], "score": rec["score"], "error": (rec.get("error") or {}).get("message")})
@@ -342,16 +343,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _models(names: Sequence[str]) -> dict[str, str]:
-    from detectors import create_detector
-
-    out = {}
-    for n in names:
-        d = create_detector(n)
-        out[d.name] = d.version
-    return out
 
 
 _STYLE = {"ai_confirmed": "bold red", "likely_ai": "red", "inconclusive": "yellow", "likely_real": "green", "error": "magenta"}
