@@ -67,16 +67,19 @@ class EngineConfig:
 
 
 def _limit_threads(n: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
+    """Cap torch's intra-op threads in a worker, so that N workers do not oversubscribe the cores."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def _worker_main(conn: Any, config: EngineConfig) -> None:  # pragma: no cover - runs in a child process
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    pipeline = config.build_pipeline()  # imports torch if a detector needs it
     _limit_threads(config.torch_threads)
-    pipeline = config.build_pipeline()
     conn.send(("ready", None))
     while True:
         try:
