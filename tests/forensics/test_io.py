@@ -93,6 +93,16 @@ def test_heic_roundtrip() -> None:
     _check_rgb(img.pixels, 64, 64)
 
 
+def test_avif_roundtrip() -> None:
+    try:
+        data = encode(Image.fromarray(textured(64, 64)), "AVIF", quality=90)
+    except Exception as exc:  # pragma: no cover - no AVIF encoder in this Pillow build
+        pytest.skip(f"no AVIF encoder: {exc}")
+    img = load_image_bytes(data, path="x.avif")
+    assert img.format in ("AVIF", "HEIF")
+    _check_rgb(img.pixels, 64, 64)
+
+
 def test_exif_orientation_applied() -> None:
     im = Image.fromarray(textured(40, 60))
     exif = Image.Exif()
