@@ -58,6 +58,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("cli.evaluate:evaluate", "Measure detectors on labelled data, per generator and perturbation."),
     "calibrate": ("cli.evaluate:calibrate", "Fit the fusion, calibration map and thresholds on a calibration split."),
     "serve": ("cli.serve:serve", "Start the local verification web page (loopback only by default)."),
+    "generate": ("cli.generate:generate", "Make synthetic images or AI reconstructions with the bundled generator."),
+    "train-generator": ("cli.generate:train_generator", "Train the bundled reference generator."),
 }
 
 
