@@ -46,7 +46,7 @@ def bench(device: str, args: argparse.Namespace) -> None:
     from generators.pipeline import LatentDiffusionPipeline
 
     models = load_models(args.weights, device=device)
-    pipe = LatentDiffusionPipeline(models, tile_size=args.tile_size)
+    pipe = LatentDiffusionPipeline(models, tile_size=args.tile_size, decode_tile_size=max(512, args.tile_size))
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"device: {device} ({name}); torch {torch.__version__}; float32; weights {models.weights_sha256[:12] if models.weights_sha256 else '-'}")
     if device == "cuda":

@@ -49,6 +49,7 @@ class GenerateConfig:
     weights: str | None = None
     tile_size: int = 64
     tile_overlap: int = 16
+    threads: int = 0
     quiet: bool = False
 
 
@@ -130,7 +131,7 @@ def _run_samples(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     from generators.pipeline import LatentDiffusionPipeline
 
     models = _load(cfg, console)
-    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap)
+    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size))
     mult = pipe.f * pipe.unet_factor
     if cfg.size % mult:
         raise click.BadParameter(f"must be a multiple of {mult} for these weights, got {cfg.size}", param_hint="--size")
@@ -193,7 +194,7 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     if not photos:
         raise click.UsageError(f"{src}: no photos found (extensions: {', '.join(PHOTO_EXTENSIONS)})")
     models = _load(cfg, console)
-    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap)
+    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     common = _common(models, cfg)
@@ -271,6 +272,7 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
 @click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Weights folder (default: the shipped ones).")
 @click.option("--tile-size", type=click.IntRange(min=16), default=64, show_default=True, help="Autoencoder tile side for large photos (64: the training crop size).")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True, help="Overlap between tiles, blended with windows.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch CPU threads (0: torch's default). Use 1 on a machine shared with other jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def generate(ctx: click.Context, **kwargs: Any) -> None:
@@ -294,6 +296,10 @@ def generate(ctx: click.Context, **kwargs: Any) -> None:
             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"--{name} applies only with --from-real")
     console = _console()
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     summary = _run_from_real(cfg, console) if cfg.from_real else _run_samples(cfg, console)
     if not cfg.quiet:
         console.print(f"wrote {len(summary['files'])} image(s) to {cfg.out} in {summary['seconds']:.1f} s")

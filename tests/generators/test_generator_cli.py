@@ -19,6 +19,17 @@ from generators.config import TrainConfig, tiny_generator_config  # noqa: E402
 from generators.models import GeneratorModels, save_models  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread, and 2 threads crawl when another job holds a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_weights")
@@ -112,7 +123,7 @@ def test_train_generator_smoke_then_resume(tmp_path: Path) -> None:
         Image.fromarray(textured(40 + 8 * i, 48, seed=i)).save(data / f"p{i}.png")
     cfg = tiny_generator_config()
     train = TrainConfig(crop_size=16, batch_size=4, ae_steps=4, unet_crop_size=16, unet_batch_size=4, unet_steps=3,
-                        checkpoint_every=2, log_every=1, sample_count=4, sample_size=16, sample_steps=2, warmup_steps=1)
+                        checkpoint_every=2, log_every=1, sample_count=4, sample_size=16, sample_steps=2, warmup_steps=1, num_threads=1)
     conf = tmp_path / "conf.json"
     conf.write_text(json.dumps({"model": cfg.to_dict(), "train": train.__dict__}))
     out = tmp_path / "run"
