@@ -60,6 +60,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("cli.serve:serve", "Start the local verification web page (loopback only by default)."),
     "generate": ("cli.generate:generate", "Make synthetic images or AI reconstructions with the bundled generator."),
     "train-generator": ("cli.generate:train_generator", "Train the bundled reference generator."),
+    "train": ("cli.train:train", "Train the CNN detector."),
 }
 
 

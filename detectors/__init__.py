@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Modules whose import registers the built-in detectors.
-_BUILTIN_MODULES = ("detectors.spectral", "detectors.provenance", "detectors.testing")
+_BUILTIN_MODULES = ("detectors.spectral", "detectors.provenance", "detectors.testing", "detectors.cnn")
 _loaded = False
 
 

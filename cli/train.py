@@ -1,0 +1,73 @@
+"""``detect train``: train the CNN detector from a JSON config.
+
+Imported only when the command runs (see ``LAZY_COMMANDS`` in ``cli/main.py``);
+torch and timm are imported inside the command. Progress goes to stderr; the
+run folder gets ``log.jsonl``, a resumable ``checkpoint/`` and the best
+weights in ``best/``. Exit status 0 on success (also when stopped by
+``--max-minutes``), 2 on a usage or fatal error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+__all__ = ["train"]
+
+
+class FatalError(click.ClickException):
+    """A fatal error: message on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+@click.command("train")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), required=True, help="Training config JSON (e.g. configs/cnn_v1.json, configs/cnn_smoke.json).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same config and RNG sequence.")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: the config's 'out').")
+@click.option("--steps", type=click.IntRange(min=1), help="Total steps (overrides the config; with --resume, extends a run).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), help="Checkpoint and stop after this long (continue with --resume).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads (overrides the config's schedule.num_threads; results do not depend on it beyond float rounding).")
+@click.option("--no-export", is_flag=True, help="Do not write the config's export (shipped weights).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the final line.")
+def train(config_path: str, resume: bool, out: str | None, steps: int | None, max_minutes: float | None, threads: int | None, no_export: bool, quiet: bool) -> None:
+    """Train the CNN detector.
+
+    Seeded and resumable: the same config gives the same batches, and --resume
+    continues where the last checkpoint stopped.
+    """
+    from detectors.cnn_train import load_train_config
+    from detectors.cnn_train import train as run_train
+
+    console = Console(stderr=True)
+    try:
+        cfg = load_train_config(config_path)
+    except ValueError as exc:
+        raise FatalError(str(exc)) from None
+    changes: dict[str, Any] = {}
+    if out:
+        changes["out"] = out
+    if no_export:
+        changes["export"] = None
+    if threads is not None:
+        changes["schedule"] = dataclasses.replace(cfg.schedule, num_threads=threads)
+    if changes:
+        cfg = dataclasses.replace(cfg, **changes)
+
+    def log(msg: str) -> None:
+        if not quiet:
+            console.print(Text(msg), highlight=False)
+
+    try:
+        res = run_train(cfg, resume=resume, steps=steps, max_minutes=max_minutes, log=log)
+    except (FileNotFoundError, ValueError) as exc:
+        raise FatalError(str(exc)) from None
+    state = "finished" if res.finished else "stopped (resume with --resume)"
+    best = "n/a" if res.best_score is None else f"{res.best_score:.4f}"
+    console.print(Text(f"detect train: {state} at step {res.step}; best val AUC {best}; best weights {res.best_path}; {res.seconds:.1f} s"))
+    if res.exported:
+        console.print(Text(f"exported {res.exported}"))
