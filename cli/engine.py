@@ -1,11 +1,15 @@
 """Local execution engine: worker processes with a per-file time limit and bounded memory.
 
 Each worker process builds its own :class:`detectors.pipeline.Pipeline` once
-and analyses one file at a time. The parent keeps at most ``max_in_flight``
-files outstanding and yields results in input order, so reports are identical
-whatever ``jobs`` is. A worker that exceeds the per-file time limit (or dies)
-is killed and replaced, and the file gets an error record: one hostile file
-can neither hang nor crash the scan.
+and analyses one file at a time: decoding, provenance, the spectral detector,
+and the CNN's crop selection. The CNN itself (a batchable detector) runs in
+the parent, on a thread, in batches of up to ``batch_images`` images with
+``cnn_threads`` torch threads, so the workers carry no network and the cores
+are not oversubscribed. The parent keeps a bounded number of files in flight
+and yields results in input order, so reports are identical whatever
+``jobs`` is. A worker that exceeds the per-file time limit (or dies) is
+killed and replaced, and the file gets an error record: one hostile file can
+neither hang nor crash the scan.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from detectors.pipeline import Analysis, Pipeline
+from detectors.pipeline import Analysis, PartialAnalysis, Pipeline
 from detectors.record import error_record
 
 __all__ = ["EngineConfig", "InProcessEngine", "ProcessEngine", "make_engine"]
@@ -39,6 +44,10 @@ class EngineConfig:
         torch_threads: Threads each worker may give torch (avoids oversubscription).
         engine: ``"local"`` (this machine) or ``"ray"`` (Ray Data; see :mod:`cli.ray_engine`).
         stability: Re-score pixel verdicts under JPEG q90 and a 0.75x resize (see ``Pipeline``).
+        batch_images: Images per batch of the batchable detectors (the CNN), >= 1.
+        cnn_threads: torch threads of the batched CNN stage; ``None``: the
+            cores left over by the workers, at least 1.
+        ray_actors: Batched-stage actors under ``engine == "ray"``, >= 1.
     """
 
     detectors: tuple[str, ...]
@@ -49,8 +58,15 @@ class EngineConfig:
     torch_threads: int = 1
     engine: str = "local"
     stability: bool = False
+    batch_images: int = 16
+    cnn_threads: int | None = None
+    ray_actors: int = 1
 
     def __post_init__(self) -> None:
+        if self.batch_images < 1:
+            raise ValueError(f"batch_images must be >= 1, got {self.batch_images}")
+        if self.cnn_threads is not None and self.cnn_threads < 1:
+            raise ValueError(f"cnn_threads must be >= 1, got {self.cnn_threads}")
         if self.engine not in ("local", "ray"):
             raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
         if self.jobs < 0:
@@ -58,12 +74,42 @@ class EngineConfig:
         if self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
 
-    def build_pipeline(self) -> Pipeline:
-        """The pipeline every worker runs."""
+    def build_pipeline(self, *, defer: bool = False) -> Pipeline:
+        """The pipeline every worker runs; with ``defer``, batchable detectors are only prepared."""
         from detectors.fusion import load_calibration
 
         cal = load_calibration(self.calibration_path) if self.calibration_path else None
-        return Pipeline(self.detectors, calibration=cal, stability=self.stability)
+        return Pipeline(self.detectors, calibration=cal, stability=self.stability, defer=self.batched() if defer else ())
+
+    def batched(self) -> tuple[str, ...]:
+        """The detectors that run batched outside the workers (none with ``stability``)."""
+        if self.stability:
+            return ()
+        return tuple(d for d in self.detectors if _batchable(d))
+
+    def build_finisher(self) -> Pipeline:
+        """The pipeline that runs the batched detectors (with their networks) and fuses."""
+        from detectors.fusion import load_calibration
+
+        cal = load_calibration(self.calibration_path) if self.calibration_path else None
+        return Pipeline(self.batched(), calibration=cal)
+
+    def stage_threads(self) -> int:
+        """torch threads of the batched stage."""
+        if self.cnn_threads is not None:
+            return self.cnn_threads
+        return max(1, (os.cpu_count() or 1) - max(1, self.jobs))
+
+
+def _batchable(name: str) -> bool:
+    """Whether a registered detector can be split into prepare + score_batch."""
+    from detectors.base import create_detector
+
+    try:
+        det = create_detector(name, prepare_only=True)
+    except TypeError:
+        return False
+    return hasattr(det, "prepare") and hasattr(det, "score_batch")
 
 
 def _limit_threads(n: int) -> None:
@@ -78,7 +124,7 @@ def _worker_main(conn: Any, config: EngineConfig) -> None:  # pragma: no cover -
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    pipeline = config.build_pipeline()  # imports torch if a detector needs it
+    pipeline = config.build_pipeline(defer=True)  # the CNN only cuts crops here; its network runs batched in the parent
     _limit_threads(config.torch_threads)
     conn.send(("ready", None))
     while True:
@@ -90,7 +136,7 @@ def _worker_main(conn: Any, config: EngineConfig) -> None:  # pragma: no cover -
             return
         path = msg
         try:
-            out = pipeline.analyze_path(path, visuals=config.visuals)
+            out = pipeline.start_path(path, visuals=config.visuals)
         except BaseException as exc:  # noqa: BLE001 - report, never die silently
             out = Analysis(
                 error_record(
@@ -102,7 +148,7 @@ def _worker_main(conn: Any, config: EngineConfig) -> None:  # pragma: no cover -
 
 
 class InProcessEngine:
-    """Runs the pipeline in the calling process (``--jobs 0``)."""
+    """Runs the pipeline in the calling process (``--jobs 0``), the CNN batched over ``batch_images`` files."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -110,8 +156,14 @@ class InProcessEngine:
 
     def map(self, paths: Iterable[str]) -> Iterator[Analysis]:
         """Analyse files in order."""
+        batch: list[Analysis | PartialAnalysis] = []
         for p in paths:
-            yield self.pipeline.analyze_path(p, visuals=self.config.visuals)
+            batch.append(self.pipeline.start_path(p, visuals=self.config.visuals))
+            if len(batch) >= self.config.batch_images:
+                yield from self.pipeline.finish(batch)
+                batch = []
+        if batch:
+            yield from self.pipeline.finish(batch)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -150,6 +202,10 @@ class ProcessEngine:
 
         self._calibration = load_calibration(config.calibration_path).to_dict()
         self._workers: list[_Worker] = [_Worker(self._ctx, config) for _ in range(config.jobs)]
+        # the batched stage: one network in this process, run on a thread while the workers go on
+        self._finisher = config.build_finisher()
+        _limit_threads(config.stage_threads())
+        self._stage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aidetect-batch")
 
     def _error(self, path: str, code: str, message: str) -> Analysis:
         return Analysis(error_record(path, code, message, calibration=self._calibration))
@@ -157,12 +213,16 @@ class ProcessEngine:
     def map(self, paths: Iterable[str]) -> Iterator[Analysis]:
         """Analyse files, yielding results in input order."""
         todo = deque(enumerate(paths))
-        results: dict[int, Analysis] = {}
-        next_out = 0
+        results: dict[int, Analysis | PartialAnalysis] = {}  # from the workers
+        finished: dict[int, Analysis] = {}  # after the batched stage
+        batches: deque[tuple[list[int], Future[list[Analysis]]]] = deque()
+        next_out = next_submit = 0
         busy: dict[int, tuple[_Worker, int]] = {}  # worker slot -> (worker, index)
         idle = list(range(len(self._workers)))
-        max_ahead = 2 * len(self._workers)
-        while todo or busy:
+        batch = self.config.batch_images
+        # files past the next result to emit: the workers' own, plus two batches of small partial results
+        max_ahead = 2 * len(self._workers) + 2 * batch
+        while todo or busy or batches or results:
             # hand out work, but never run more than max_ahead past the next result to emit
             while idle and todo and todo[0][0] < next_out + max_ahead:
                 slot = idle.pop()
@@ -176,7 +236,9 @@ class ProcessEngine:
             conns = {w.conn: slot for slot, (w, _) in busy.items()}
             soonest = min(w.started for w, _ in busy.values()) if busy else time.monotonic()
             wait = min(self.config.timeout_s, max(0.05, self.config.timeout_s - (time.monotonic() - soonest)))
-            ready = mp.connection.wait(list(conns), timeout=wait)
+            if batches:
+                wait = min(wait, 0.02)
+            ready = mp.connection.wait(list(conns), timeout=wait) if conns else (time.sleep(0.005) or [])
             for conn in ready:
                 slot = conns[conn]
                 w, idx = busy[slot]
@@ -209,8 +271,29 @@ class ProcessEngine:
                     self._workers[slot] = _Worker(self._ctx, self.config)
                     del busy[slot]
                     idle.append(slot)
-            while next_out in results:
-                yield results.pop(next_out)
+            # hand consecutive results to the batched stage: a full batch, or whatever is ready
+            # when the next file is not running (the end, or the window is full)
+            running = {i for _, i in busy.values()}
+            while next_submit in results:
+                run = []
+                j = next_submit
+                while j in results and len(run) < batch:
+                    run.append(j)
+                    j += 1
+                if len(run) < batch and j in running:
+                    break
+                items = [results.pop(i) for i in run]
+                batches.append((run, self._stage.submit(self._finisher.finish, items)))
+                next_submit = j
+            while batches and batches[0][1].done():
+                run, fut = batches.popleft()
+                try:
+                    outs = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the stage failing loses no record
+                    outs = [self._error("?", "internal_error", f"batched stage failed: {type(exc).__name__}: {exc}") for _ in run]
+                finished.update(zip(run, outs))
+            while next_out in finished:
+                yield finished.pop(next_out)
                 next_out += 1
 
     def close(self) -> None:
@@ -223,6 +306,7 @@ class ProcessEngine:
         for w in self._workers:
             w.proc.join(timeout=2)
             w.kill()
+        self._stage.shutdown(wait=True)
 
 
 def make_engine(config: EngineConfig) -> Any:

@@ -297,12 +297,35 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
 @click.option("--target-fpr", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True)
 @click.option("--target-miss", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "platt", "isotonic"]), default="auto", show_default=True)
-@click.option("--version", "version", default="calib-v2", show_default=True)
+@click.option("--version", "version", default="calib-v3", show_default=True)
+@click.option("--generated", "n_generated", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Fresh AI images to make from noise with the bundled generator and add to the calibration set.")
+@click.option("--reconstructions", "n_reconstruct", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Calibration real photos whose most textured native-resolution tile is added as a real image, "
+                   "with its VAE reconstruction by the bundled generator as an AI image.")
+@click.option("--generated-size", type=click.IntRange(min=16), default=256, show_default=True, help="Side of the samples from noise.")
+@click.option("--generated-steps", type=click.IntRange(min=1), default=50, show_default=True, help="DDIM steps of the samples from noise.")
+@click.option("--generator-weights", type=click.Path(exists=True, file_okay=False), default=None, help="Generator weights folder (default: the shipped one).")
+@click.option("--generated-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep the generated images here (default: a temporary folder, removed at the end).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Device for the generator.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated images.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write.")
-def calibrate(dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, version: str, jobs: int, out_path: str) -> None:
-    """Fit the fusion, the calibration map and the thresholds on a calibration split."""
-    from detectors import create_detector
+def calibrate(
+    dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, version: str,
+    n_generated: int, n_reconstruct: int, generated_size: int, generated_steps: int, generator_weights: str | None, generated_dir: str | None, device: str, seed: int, jobs: int, out_path: str,
+) -> None:  # fmt: skip
+    """Fit the fusion, the calibration map and the thresholds on a calibration split.
+
+    The calibration set is the split's real photos and AI images plus fresh
+    images made on the fly by the bundled generator (--generated samples from
+    noise; --reconstructions aligned real/reconstructed tile pairs), all saved
+    as JPEG at the calibration photos' own qualities and scored under the same
+    perturbations. Use --generated 0 --reconstructions 0 to fit on the split alone.
+    """
+    import tempfile
+
     from detectors.calibration import fit_calibration
     from datasets.samples import assign_split
 
@@ -315,11 +338,59 @@ def calibrate(dataset: str, split: str, perturb: str, detectors: tuple[str, ...]
         from detectors.pipeline import PIXEL_DETECTORS
 
         detectors = PIXEL_DETECTORS
-    # registry names (e.g. test_spectral) -> the names their results carry (e.g. spectral)
-    result_names = tuple(create_detector(d).name for d in detectors)
     config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), None, jobs, None)
     samples = _select(config)
     err = Console(stderr=True)
+    n_real = sum(1 for s in samples if s.label == "real")
+    n_ai = len(samples) - n_real
+    made = None
+    with tempfile.TemporaryDirectory(prefix="aidetect-calib-") as tmp:
+        if n_generated or n_reconstruct:
+            from generators.fakes import make_calibration_fakes
+
+            gen_dir = generated_dir or tmp
+            err.print(Text(f"making {n_generated} samples and {n_reconstruct} reconstructions with the bundled generator in {gen_dir}"))
+            try:
+                made = make_calibration_fakes(
+                    [s for s in samples if s.label == "real"], gen_dir, n_samples=n_generated, n_reconstruct=n_reconstruct,
+                    size=generated_size, steps=generated_steps,
+                    seed=seed, weights=generator_weights, device=device, log=lambda m: err.print(Text(m)),
+                )  # fmt: skip
+            except (FileNotFoundError, ValueError, RuntimeError) as exc:
+                raise click.UsageError(f"generator: {exc}") from None
+            samples = samples + [Sample(s.path, s.label, s.generator, s.source, split) for s in made.samples]
+        x, y, keys, hashes, result_names = _calibration_scores(samples, perts, detectors, jobs, err)
+    val = np.array([assign_split(os.path.basename(k[0]), fractions={"fit": 0.5, "val": 0.5}, salt="calib-half") == "val" for k in keys])
+    extra = ""
+    if made is not None:
+        n_s = sum(1 for s in made.samples if s.generator == "bundled_sample")
+        n_r = sum(1 for s in made.samples if s.generator == "bundled_reconstruct")
+        extra = (f" plus images made on the fly by the bundled generator (weights sha256 {made.weights_sha256[:12]}...): "
+                 f"{n_s} samples from noise, and {n_r} native-resolution tiles of the split's reals with their VAE reconstructions, "
+                 "all JPEG at the reals' own qualities")  # fmt: skip
+    fit = fit_calibration(
+        x, y, detectors=result_names, validation_mask=val, file_hashes=list(hashes.values()),
+        target_fpr=target_fpr, target_miss=target_miss, method=method, name="fused", version=version,
+        fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI){extra} under {', '.join(perts)}; map chosen on a held-out half",
+    )  # fmt: skip
+    Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
+    card = Path(out_path).with_suffix(".md")
+    card.write_text(_calibration_card(fit, command="detect calibrate " + " ".join(sys.argv[2:]), n_files=len(hashes)), encoding="utf-8")
+    c = Console()
+    c.print(Text(f"map: {fit.chosen} (validation log-loss platt {fit.validation['platt']['log_loss']:.4f}, isotonic {fit.validation['isotonic']['log_loss']:.4f}; "
+                 f"ECE platt {fit.validation['platt']['ece']:.4f}, isotonic {fit.validation['isotonic']['ece']:.4f})"))  # fmt: skip
+    c.print(Text(f"likely_ai >= {fit.calibration.likely_ai:.4f} (target FPR {target_fpr:.1%}), likely_real <= {fit.calibration.likely_real:.4f} (target miss {target_miss:.1%})"))
+    c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard) and {card}"))
+
+
+def _calibration_scores(
+    samples: Sequence[Sample], perts: Sequence[str], detectors: tuple[str, ...], jobs: int, err: Console
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], dict[str, str], tuple[str, ...]]:
+    """Score the calibration grid: (features, labels, (path, perturbation) keys, file hashes, detector result names)."""
+    from detectors import create_detector
+
+    # registry names (e.g. test_spectral) -> the names their results carry (e.g. spectral)
+    result_names = tuple(create_detector(d).name for d in detectors)
     by_key: dict[tuple[str, str], dict[str, float]] = {}
     labels: dict[str, int] = {}
     hashes: dict[str, str] = {}
@@ -335,22 +406,7 @@ def calibrate(dataset: str, split: str, perturb: str, detectors: tuple[str, ...]
         raise click.UsageError("no detector produced a score on the calibration split")
     x = np.array([[by_key[k].get(d, np.nan) for d in result_names] for k in keys])
     y = np.array([labels[k[0]] for k in keys])
-    val = np.array([assign_split(os.path.basename(k[0]), fractions={"fit": 0.5, "val": 0.5}, salt="calib-half") == "val" for k in keys])
-    n_real = sum(1 for s in samples if s.label == "real")
-    n_ai = len(samples) - n_real
-    fit = fit_calibration(
-        x, y, detectors=result_names, validation_mask=val, file_hashes=list(hashes.values()),
-        target_fpr=target_fpr, target_miss=target_miss, method=method, name="fused", version=version,
-        fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI) under {', '.join(perts)}; map chosen on a held-out half",
-    )  # fmt: skip
-    Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
-    card = Path(out_path).with_suffix(".md")
-    card.write_text(_calibration_card(fit, command="detect calibrate " + " ".join(sys.argv[2:]), n_files=len(hashes)), encoding="utf-8")
-    c = Console()
-    c.print(Text(f"map: {fit.chosen} (validation log-loss platt {fit.validation['platt']['log_loss']:.4f}, isotonic {fit.validation['isotonic']['log_loss']:.4f}; "
-                 f"ECE platt {fit.validation['platt']['ece']:.4f}, isotonic {fit.validation['isotonic']['ece']:.4f})"))  # fmt: skip
-    c.print(Text(f"likely_ai >= {fit.calibration.likely_ai:.4f} (target FPR {target_fpr:.1%}), likely_real <= {fit.calibration.likely_real:.4f} (target miss {target_miss:.1%})"))
-    c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard) and {card}"))
+    return x, y, keys, hashes, result_names
 
 
 def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:

@@ -90,6 +90,7 @@ def main() -> None:
 @click.option("--resume-hash", is_flag=True, help="With --resume, compare files by sha256 instead of size and mtime.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Run here, or on Ray Data (RAY_ADDRESS, else a local Ray; needs the [cluster] extra).")
 @click.option("--stability", is_flag=True, help="Re-score after a JPEG q90 re-save and a 0.75x resize; a label that flips becomes inconclusive.")
+@click.option("--batch-size", "batch_images", type=click.IntRange(min=1), default=16, show_default=True, help="Images per batch of the CNN (it runs batched beside the workers).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no verdict table.")
 def scan(
     paths: tuple[str, ...],
@@ -108,6 +109,7 @@ def scan(
     resume_hash: bool,
     engine: str,
     stability: bool,
+    batch_images: int,
     quiet: bool,
 ) -> None:
     """Scan image files and folders and report a verdict for each image.
@@ -144,6 +146,7 @@ def scan(
         resume_hash=resume_hash,
         engine=engine,
         stability=stability,
+        batch_images=batch_images,
     )
     err_console = Console(stderr=True)
     console = err_console if config.stdout_is_machine else Console()

@@ -2,11 +2,14 @@
 
 ``detect scan --engine ray`` connects to the cluster named by ``RAY_ADDRESS``
 or starts a local Ray (``--jobs`` CPUs) when there is none. The listing
-becomes a Ray dataset; the per-image stage (decode, provenance, spectral,
-fusion) runs as a Ray Data ``map`` over CPU workers, each building its
-:class:`detectors.pipeline.Pipeline` once; records come back in input order
-(``preserve_order``), so the reports equal those of the local engine apart
-from timings. Paths with a scheme (``s3://``, ``gs://``, ``file://``) are
+becomes a Ray dataset; the per-image CPU stage (decode, provenance,
+spectral, the CNN's crop selection) runs as a Ray Data ``map`` over CPU
+workers, each building its :class:`detectors.pipeline.Pipeline` once. The
+CNN then runs as a pool of batched actors (``map_batches``, one GPU each
+when the cluster has GPUs), which also fuse and build the records. Records
+come back in input order (``preserve_order``), and the CNN's logits do not
+depend on the batch an image lands in, so the reports equal those of the
+local engine apart from timings. Paths with a scheme (``s3://``, ``gs://``, ``file://``) are
 read through fsspec, so the listing can live in object storage.
 
 Requires the optional extra: ``pip install -e '.[cluster]'``.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -55,6 +59,34 @@ def _analyze_row(row: dict[str, Any], *, config: Any) -> dict[str, Any]:  # prag
     return {"i": row["i"], "record": json.dumps(a.record, allow_nan=False), "visuals": _encode_visuals(a.visuals)}
 
 
+def _start_row(row: dict[str, Any], *, config: Any) -> dict[str, Any]:  # pragma: no cover - runs in Ray workers
+    """CPU stage: everything but the batched detectors' networks."""
+    global _PIPELINE
+    if _PIPELINE is None:
+        _PIPELINE = config.build_pipeline(defer=True)
+    # our own objects between our own processes (Ray pickles task data anyway); never used for weights
+    return {"i": row["i"], "partial": pickle.dumps(_PIPELINE.start_path(row["path"], visuals=config.visuals))}
+
+
+class _BatchStage:  # pragma: no cover - runs in Ray actors
+    """Batched stage: the CNN over a batch of images, then fusion and the records."""
+
+    def __init__(self, config: Any) -> None:
+        from cli.engine import _limit_threads
+
+        self.pipeline = config.build_finisher()
+        _limit_threads(config.stage_threads())
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        items = [pickle.loads(bytes(b)) for b in batch["partial"]]
+        done = self.pipeline.finish(items)
+        return {
+            "i": batch["i"],
+            "record": [json.dumps(a.record, allow_nan=False) for a in done],
+            "visuals": [_encode_visuals(a.visuals) for a in done],
+        }
+
+
 class RayEngine:
     """Runs the per-image pipeline on Ray Data.
 
@@ -89,7 +121,15 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
-        ds = ds.map(_analyze_row, fn_kwargs={"config": self.config})
+        if self.config.batched():
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            ds = ds.map(_start_row, fn_kwargs={"config": self.config})
+            ds = ds.map_batches(
+                _BatchStage, fn_constructor_kwargs={"config": self.config}, batch_size=self.config.batch_images,
+                batch_format="numpy", concurrency=self.config.ray_actors, num_gpus=gpus,
+            )  # fmt: skip
+        else:
+            ds = ds.map(_analyze_row, fn_kwargs={"config": self.config})
         expected = 0
         for row in ds.iter_rows():
             if row["i"] != expected:  # preserve_order guarantees this; fail loudly if not

@@ -68,6 +68,7 @@ class ScanConfig:
         engine: ``"local"`` or ``"ray"``.
         stability: Re-score pixel verdicts after JPEG q90 and a 0.75x resize;
             a flipping label becomes ``inconclusive``.
+        batch_images: Images per batch of the batchable detectors (the CNN).
     """
 
     paths: tuple[str, ...]
@@ -87,8 +88,11 @@ class ScanConfig:
     resume_hash: bool = False
     engine: str = "local"
     stability: bool = False
+    batch_images: int = 16
 
     def __post_init__(self) -> None:
+        if self.batch_images < 1:
+            raise ValueError(f"batch_images must be >= 1, got {self.batch_images}")
         if self.fail_on not in FAIL_ON_CHOICES:
             raise ValueError(f"fail_on must be one of {FAIL_ON_CHOICES}, got {self.fail_on!r}")
         if self.jobs < 0:
@@ -279,6 +283,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             timeout_s=config.timeout_s,
             engine=config.engine,
             stability=config.stability,
+            batch_images=config.batch_images,
         )
     )
     models: dict[str, str] = {}  # detector -> version, as reported by the records themselves

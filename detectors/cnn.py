@@ -59,6 +59,7 @@ __all__ = [
     "AGGREGATIONS",
     "MIN_SIDE",
     "CNNDetector",
+    "CNNInput",
     "CropBox",
     "aggregate_logits",
     "crop_pixels",
@@ -243,8 +244,31 @@ def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
+@dataclass(frozen=True)
+class CNNInput:
+    """What the network needs from one image: its crops, cut in a worker, scored later in a batch.
+
+    Attributes:
+        crops: ``float32`` ``(N, S, S, 3)`` in ``[0, 1]``, N <= ``n_crops``.
+        boxes: Where each crop came from.
+        prep_s: Seconds spent choosing and cutting the crops.
+    """
+
+    crops: np.ndarray
+    boxes: tuple[CropBox, ...]
+    prep_s: float = 0.0
+
+
 class CNNDetector:
     """Scores P(AI) with a timm CNN over textured native-resolution crops.
+
+    Scoring is split in two steps so that an engine can batch the network
+    across images: :meth:`prepare` (crop selection, CPU, no torch) and
+    :meth:`score_batch` (one forward pass for many images). :meth:`analyze`
+    runs both on one image. Each image's crops are padded to exactly
+    ``n_crops`` (repeating its last crop; the padding is dropped before
+    aggregation), so every batch is a whole number of equal-sized image
+    blocks and an image's logits do not depend on what it was batched with.
 
     Args:
         weights: Config JSON naming the ``.safetensors`` weights; defaults to the
@@ -257,6 +281,9 @@ class CNNDetector:
         aggregation: Override of the config's aggregation (one of :data:`AGGREGATIONS`).
         device: ``auto``, ``cpu`` or ``cuda`` (see :func:`detectors.cnn_model.pick_device`).
         num_threads: If given, ``torch.set_num_threads`` for this process.
+        prepare_only: Read the config but load no network (and import no torch):
+            the detector can :meth:`prepare` inputs for another process to score.
+        max_batch_images: Most images per forward pass in :meth:`score_batch`, >= 1.
 
     Raises:
         detectors.cnn_model.CNNWeightsError: If the weights are missing or corrupt.
@@ -276,19 +303,31 @@ class CNNDetector:
         aggregation: str | None = None,
         device: str = "cpu",
         num_threads: int | None = None,
+        prepare_only: bool = False,
+        max_batch_images: int = 16,
     ) -> None:
-        import torch
+        from detectors.cnn_model import read_config
 
-        from detectors.cnn_model import load_cnn, pick_device
-
-        if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
-        if model is not None:
+        if max_batch_images < 1:
+            raise ValueError(f"max_batch_images must be >= 1, got {max_batch_images}")
+        self.model: torch.nn.Module | None = None
+        if prepare_only:
             if config is None:
-                raise ValueError("a model needs its config")
-            self.model = model.to(pick_device(device)).eval()
+                config = read_config(Path(weights) if weights is not None else shipped_config_path())
         else:
-            self.model, config = load_cnn(weights if weights is not None else shipped_config_path(), device=device)
+            import torch
+
+            from detectors.cnn_model import load_cnn, pick_device
+
+            if num_threads is not None:
+                torch.set_num_threads(int(num_threads))
+            if model is not None:
+                if config is None:
+                    raise ValueError("a model needs its config")
+                self.model = model.to(pick_device(device)).eval()
+            else:
+                self.model, config = load_cnn(weights if weights is not None else shipped_config_path(), device=device)
+        assert config is not None
         changes: dict[str, Any] = {}
         for key, val in (("threshold", threshold), ("n_crops", n_crops), ("crop_size", crop_size), ("aggregation", aggregation)):
             if val is not None:
@@ -298,27 +337,18 @@ class CNNDetector:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.config.aggregation!r}")
         self.version = self.config.version
         self.threshold = float(self.config.threshold)
-        self.device = next(self.model.parameters()).device
+        self.max_batch_images = int(max_batch_images)
+        self.device = next(self.model.parameters()).device if self.model is not None else None
 
-    def crop_logits(self, image: LoadedImage) -> tuple[np.ndarray, list[CropBox]]:
-        """Logits of the selected crops.
+    # -- step 1: crops (CPU, no torch) -------------------------------------
 
-        Args:
-            image: A loaded image, at least ``MIN_SIDE`` on both sides.
+    def prepare(self, image: LoadedImage) -> CNNInput | DetectorResult:
+        """Choose and cut the crops of one image.
 
         Returns:
-            ``(logits, boxes)``: ``float64`` ``(N,)`` and the N crops, N <= ``n_crops``.
+            A :class:`CNNInput`, or a ``not_applicable`` result for an image
+            below ``MIN_SIDE`` on a side.
         """
-        import torch
-
-        boxes = select_crops(image.regions, size=self.config.crop_size, k=self.config.n_crops)
-        x = torch.from_numpy(crop_pixels(image.regions, boxes)).permute(0, 3, 1, 2).contiguous().to(self.device)
-        with torch.inference_mode():
-            logits = self.model(x).float().cpu().numpy().astype(np.float64)
-        return logits, boxes
-
-    def analyze(self, image: LoadedImage) -> DetectorResult:
-        """Score one image; images below ``MIN_SIDE`` on a side are not applicable."""
         t0 = time.perf_counter()
         if min(image.width, image.height) < MIN_SIDE:
             return DetectorResult(
@@ -329,7 +359,77 @@ class CNNDetector:
                 message=f"image is {image.width}x{image.height}; the CNN detector needs at least {MIN_SIDE}x{MIN_SIDE}",
                 time_s=time.perf_counter() - t0,
             )
-        logits, boxes = self.crop_logits(image)
+        boxes = select_crops(image.regions, size=self.config.crop_size, k=self.config.n_crops)
+        return CNNInput(crop_pixels(image.regions, boxes), tuple(boxes), time.perf_counter() - t0)
+
+    # -- step 2: the network, batched across images --------------------------
+
+    def batch_logits(self, inputs: Sequence[CNNInput]) -> list[np.ndarray]:
+        """Crop logits of many images, ``max_batch_images`` images per forward pass.
+
+        Returns:
+            One ``float64`` ``(N_i,)`` array per input.
+        """
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("this CNN detector was built with prepare_only=True and has no network")
+        k = self.config.n_crops
+        out: list[np.ndarray] = []
+        for start in range(0, len(inputs), self.max_batch_images):
+            chunk = inputs[start : start + self.max_batch_images]
+            blocks = []
+            for inp in chunk:
+                c = inp.crops
+                if len(c) < k:  # pad to k crops so every image is an equal block of the batch
+                    c = np.concatenate([c, np.repeat(c[-1:], k - len(c), axis=0)])
+                blocks.append(c)
+            # crops of different sizes (images between MIN_SIDE and crop_size) cannot share a tensor
+            by_size: dict[int, list[int]] = {}
+            for i, b in enumerate(blocks):
+                by_size.setdefault(b.shape[1], []).append(i)
+            logits: list[np.ndarray | None] = [None] * len(chunk)
+            for idx in by_size.values():
+                x = torch.from_numpy(np.concatenate([blocks[i] for i in idx])).permute(0, 3, 1, 2).contiguous().to(self.device)
+                with torch.inference_mode():
+                    z = self.model(x).float().cpu().numpy().astype(np.float64).reshape(len(idx), k)
+                for row, i in enumerate(idx):
+                    logits[i] = z[row, : len(chunk[i].crops)]
+            out.extend(z for z in logits if z is not None)
+        return out
+
+    def score_batch(self, inputs: Sequence[CNNInput | DetectorResult]) -> list[DetectorResult]:
+        """Finish :meth:`prepare`'s outputs: one forward pass per batch of images.
+
+        Results that are already final (``not_applicable``) pass through.
+        """
+        todo = [i for i, x in enumerate(inputs) if isinstance(x, CNNInput)]
+        t0 = time.perf_counter()
+        logits = self.batch_logits([inputs[i] for i in todo]) if todo else []  # type: ignore[misc]
+        per_image = (time.perf_counter() - t0) / max(1, len(todo))
+        out: list[DetectorResult] = [x for x in inputs]  # type: ignore[misc]
+        for i, z in zip(todo, logits):
+            inp = inputs[i]
+            assert isinstance(inp, CNNInput)
+            out[i] = self._result(z, list(inp.boxes), inp.prep_s + per_image)
+        return out
+
+    def crop_logits(self, image: LoadedImage) -> tuple[np.ndarray, list[CropBox]]:
+        """Logits of the selected crops of one image (at least ``MIN_SIDE`` on both sides).
+
+        Returns:
+            ``(logits, boxes)``: ``float64`` ``(N,)`` and the N crops, N <= ``n_crops``.
+        """
+        inp = self.prepare(image)
+        if not isinstance(inp, CNNInput):
+            raise ValueError(inp.message)
+        return self.batch_logits([inp])[0], list(inp.boxes)
+
+    def analyze(self, image: LoadedImage) -> DetectorResult:
+        """Score one image; images below ``MIN_SIDE`` on a side are not applicable."""
+        return self.score_batch([self.prepare(image)])[0]
+
+    def _result(self, logits: np.ndarray, boxes: list[CropBox], time_s: float) -> DetectorResult:
         z = aggregate_logits(logits, self.config.aggregation)
         score = _sigmoid(z)
         n_ai = int((logits > 0).sum())
@@ -357,7 +457,7 @@ class CNNDetector:
             threshold=self.threshold,
             evidence=evidence,
             explanations=expl,
-            time_s=time.perf_counter() - t0,
+            time_s=time_s,
         )
 
 
@@ -390,5 +490,7 @@ def _test_cnn(*, seed: int = 0, **kwargs: Any) -> CNNDetector:
     from detectors.cnn_model import build_model
 
     config = kwargs.pop("config", None) or tiny_model_config()
+    if kwargs.get("prepare_only"):
+        return CNNDetector(config=config, **kwargs)
     model = kwargs.pop("model", None) or build_model(config, seed=seed)
     return CNNDetector(model=model, config=config, **kwargs)

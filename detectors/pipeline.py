@@ -19,12 +19,12 @@ from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
 
-__all__ = ["Analysis", "DEFAULT_DETECTORS", "PIXEL_DETECTORS", "Pipeline", "image_quality_flags"]
+__all__ = ["Analysis", "DEFAULT_DETECTORS", "PIXEL_DETECTORS", "PartialAnalysis", "Pipeline", "image_quality_flags"]
 
 #: Detectors run by ``detect scan`` unless told otherwise.
-DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral")
+DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral", "cnn")
 #: The detectors that score pixels (fused by the calibration); the others read provenance.
-PIXEL_DETECTORS: tuple[str, ...] = ("spectral",)
+PIXEL_DETECTORS: tuple[str, ...] = ("spectral", "cnn")
 #: Images smaller than this on either side get the ``small_image`` flag.
 SMALL_SIDE = 128
 _THUMB = 256
@@ -41,6 +41,38 @@ class Analysis:
 
     record: dict[str, Any]
     visuals: Visuals | None = None
+
+
+@dataclass
+class PartialAnalysis:
+    """An image analysed by every detector except the deferred ones.
+
+    A worker makes it (:meth:`Pipeline.start_path`); whoever holds the deferred
+    detectors' networks finishes it in a batch (:meth:`Pipeline.finish`).
+    Everything in it is small: the decoded image is not kept.
+
+    Attributes:
+        file: The record's ``file`` block.
+        results: Results of the detectors that ran.
+        flags: Quality flags.
+        pending: Deferred detector name -> its prepared input (e.g. a
+            :class:`detectors.cnn.CNNInput`) or already-final result.
+        load_s: Seconds spent loading.
+        detect_s: Seconds spent in the detectors so far.
+        elapsed_s: Seconds spent on this image so far.
+        visuals: Report-card images, when asked for.
+        order: Result names in the pipeline's detector order.
+    """
+
+    file: dict[str, Any]
+    results: list[DetectorResult]
+    flags: list[QualityFlag]
+    pending: dict[str, Any]
+    load_s: float
+    detect_s: float
+    elapsed_s: float
+    visuals: Visuals | None = None
+    order: tuple[str, ...] = ()
 
 
 def image_quality_flags(image: LoadedImage) -> list[QualityFlag]:
@@ -82,6 +114,11 @@ class Pipeline:
         stability: Re-score pixel verdicts after a JPEG q90 re-save and a 0.75x
             resize; a label that flips becomes ``inconclusive`` with an
             ``unstable`` quality flag.
+        defer: Registry names of batchable detectors (those with ``prepare``
+            and ``score_batch``, e.g. ``cnn``) that this pipeline only prepares:
+            :meth:`start_path` leaves them pending, built without their
+            networks, for a batched :meth:`finish` elsewhere. Not allowed with
+            ``stability`` (re-scoring needs the image).
     """
 
     def __init__(
@@ -91,8 +128,23 @@ class Pipeline:
         calibration: Calibration | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         stability: bool = False,
+        defer: Sequence[str] = (),
     ) -> None:
-        self.detectors: list[Detector] = [create_detector(d) if isinstance(d, str) else d for d in detectors]
+        if defer and stability:
+            raise ValueError("defer cannot be combined with stability")
+        unknown = [d for d in defer if d not in [x if isinstance(x, str) else x.name for x in detectors]]
+        if unknown:
+            raise ValueError(f"defer names detectors not in the pipeline: {unknown}")
+        self.detectors: list[Detector] = [
+            create_detector(d, prepare_only=True) if isinstance(d, str) and d in defer else create_detector(d) if isinstance(d, str) else d
+            for d in detectors
+        ]  # fmt: skip
+        self.deferred: frozenset[str] = frozenset(
+            det.name for det, spec in zip(self.detectors, detectors) if (spec if isinstance(spec, str) else spec.name) in defer
+        )
+        for det in self.detectors:
+            if det.name in self.deferred and not (hasattr(det, "prepare") and hasattr(det, "score_batch")):
+                raise ValueError(f"detector {det.name!r} cannot be deferred: it has no prepare/score_batch")
         self.calibration = calibration if calibration is not None else load_calibration()
         self.max_pixels = max_pixels
         self.stability = stability
@@ -104,6 +156,10 @@ class Pipeline:
 
     def analyze_path(self, path: str | os.PathLike[str], *, visuals: bool = False) -> Analysis:
         """Analyse one file; never raises for a bad file (returns an error record)."""
+        return self.finish([self.start_path(path, visuals=visuals)])[0]
+
+    def start_path(self, path: str | os.PathLike[str], *, visuals: bool = False) -> Analysis | PartialAnalysis:
+        """Analyse one file up to the deferred detectors (see ``defer``); never raises for a bad file."""
         t0 = time.perf_counter()
         name = os.fsdecode(path)
         if "://" in name:
@@ -114,14 +170,14 @@ class Pipeline:
             return Analysis(self._error(name, exc.code, str(exc), t0))
         except Exception as exc:  # noqa: BLE001 - one bad file must never stop a scan
             return Analysis(self._error(name, "internal_error", f"{name}: {type(exc).__name__}: {exc}", t0))
-        analysis = self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+        partial = self.start_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
         try:
-            analysis.record["file"]["mtime_ns"] = os.stat(path).st_mtime_ns
+            partial.file["mtime_ns"] = os.stat(path).st_mtime_ns
         except OSError:
             pass
-        return analysis
+        return partial
 
-    def _analyze_url(self, url: str, *, visuals: bool, t0: float) -> Analysis:
+    def _analyze_url(self, url: str, *, visuals: bool, t0: float) -> Analysis | PartialAnalysis:
         """Read an fsspec URL (``s3://``, ``gs://``, ``file://``) and analyse its bytes."""
         try:
             import fsspec
@@ -134,16 +190,19 @@ class Pipeline:
             return Analysis(self._error(url, "unreadable", f"{url}: cannot read: {exc}", t0))
         if len(data) > DEFAULT_MAX_BYTES:
             return Analysis(self._error(url, "too_large", f"{url}: object is larger than {DEFAULT_MAX_BYTES:,} bytes", t0))
-        return self.analyze_bytes(data, name=url, visuals=visuals)
+        return self._start_bytes(data, name=url, visuals=visuals)
 
     def analyze_bytes(self, data: bytes, *, name: str, visuals: bool = False) -> Analysis:
         """Analyse in-memory file bytes (e.g. an upload) under a display ``name``."""
+        return self.finish([self._start_bytes(data, name=name, visuals=visuals)])[0]
+
+    def _start_bytes(self, data: bytes, *, name: str, visuals: bool) -> Analysis | PartialAnalysis:
         t0 = time.perf_counter()
         try:
             image = load_image_bytes(data, path=name, max_pixels=self.max_pixels, thumbnail_size=_THUMB if visuals else None)
         except ImageLoadError as exc:
             return Analysis(self._error(name, exc.code, str(exc), t0, size=len(data)))
-        return self.analyze_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
+        return self.start_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
 
     def _stability_flip(self, image: LoadedImage, results: list[DetectorResult], label: str, codes: list[str]) -> str | None:
         """Re-score after a JPEG q90 re-save and a 0.75x resize; describe the first label flip, if any."""
@@ -182,40 +241,103 @@ class Pipeline:
         self, image: LoadedImage, *, visuals: bool = False, t0: float | None = None, load_s: float = 0.0
     ) -> Analysis:
         """Run every detector on a loaded image, fuse, and build the record."""
+        return self.finish([self.start_image(image, visuals=visuals, t0=t0, load_s=load_s)])[0]
+
+    def start_image(
+        self, image: LoadedImage, *, visuals: bool = False, t0: float | None = None, load_s: float = 0.0
+    ) -> PartialAnalysis:
+        """Run the detectors on a loaded image; deferred ones are only prepared.
+
+        With nothing deferred but ``stability`` on, the stability re-scoring
+        needs the image, so it is done here and the verdict is stored.
+        """
         t0 = time.perf_counter() if t0 is None else t0
         t_det = time.perf_counter()
         results: list[DetectorResult] = []
+        pending: dict[str, Any] = {}
         spectral_feats = None
         for det in self.detectors:
             ts = time.perf_counter()
             try:
-                if hasattr(det, "analyze_with_features"):
+                if det.name in self.deferred:
+                    pending[det.name] = det.prepare(image)  # type: ignore[attr-defined]
+                elif hasattr(det, "analyze_with_features"):
                     out = det.analyze_with_features(image)  # type: ignore[attr-defined]
                     results.append(out.result)
                     spectral_feats = out.features if out.features is not None else spectral_feats
                 else:
                     results.append(det.analyze(image))
             except Exception as exc:  # noqa: BLE001 - a detector bug must not lose the record
-                results.append(
-                    DetectorResult(
-                        name=det.name,
-                        version=det.version,
-                        status="error",
-                        message=f"{type(exc).__name__}: {exc}",
-                        time_s=time.perf_counter() - ts,
-                    )
-                )
+                results.append(_failed(det, exc, ts))
         detect_s = time.perf_counter() - t_det
         flags = image_quality_flags(image)
-        codes = [f.code for f in flags]
+        if self.stability:
+            codes = [f.code for f in flags]
+            verdict = fuse(results, self.calibration, quality_flags=codes)
+            if verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
+                flip = self._stability_flip(image, results, verdict.label, codes)
+                if flip is not None:
+                    flags.append(QualityFlag("unstable", flip))
+        file = {
+            "path": display_path(image.path or ""),
+            "sha256": image.sha256,
+            "format": image.format,
+            "width": image.width,
+            "height": image.height,
+            "bytes": len(image.data),
+            "mode": image.mode,
+            "frames": image.n_frames,
+            "mtime_ns": None,
+        }
+        vis = _make_visuals(image, spectral_feats) if visuals else None
+        order = tuple(d.name for d in self.detectors)
+        return PartialAnalysis(file, results, flags, pending, load_s, detect_s, time.perf_counter() - t0, vis, order)
+
+    def finish(self, items: Sequence[Analysis | PartialAnalysis]) -> list[Analysis]:
+        """Run the pending (deferred) detectors batched across ``items``, fuse, and build the records.
+
+        ``Analysis`` items (error records) pass through. Only this pipeline's
+        own detectors can finish a pending input, so the finishing pipeline
+        must hold the deferred detectors with their networks.
+        """
+        by_name = {d.name: d for d in self.detectors}
+        names = sorted({n for it in items if isinstance(it, PartialAnalysis) for n in it.pending})
+        done: dict[tuple[int, str], DetectorResult] = {}
+        extra_s: dict[int, float] = {}
+        for name in names:
+            det = by_name.get(name)
+            idx = [i for i, it in enumerate(items) if isinstance(it, PartialAnalysis) and name in it.pending]
+            t = time.perf_counter()
+            try:
+                if det is None or name in self.deferred:
+                    raise RuntimeError(f"this pipeline cannot run the deferred detector {name!r}")
+                outs = det.score_batch([items[i].pending[name] for i in idx])  # type: ignore[attr-defined,union-attr]
+            except Exception as exc:  # noqa: BLE001 - a detector bug must not lose the records
+                outs = [_failed(det, exc, t, name=name) for _ in idx]
+            share = (time.perf_counter() - t) / max(1, len(idx))
+            for i, r in zip(idx, outs):
+                done[(i, name)] = r
+                extra_s[i] = extra_s.get(i, 0.0) + share
+        out: list[Analysis] = []
+        for i, it in enumerate(items):
+            if isinstance(it, Analysis):
+                out.append(it)
+                continue
+            results = list(it.results) + [done[(i, n)] for n in it.pending]
+            order = {n: k for k, n in enumerate(it.order)}
+            results.sort(key=lambda r: order.get(r.name, len(order)))
+            out.append(self._record(it, results, extra_s.get(i, 0.0)))
+        return out
+
+    def _record(self, it: PartialAnalysis, results: list[DetectorResult], extra_s: float) -> Analysis:
+        flags = list(it.flags)
+        codes = [f.code for f in flags if f.code != "unstable"]
         verdict = fuse(results, self.calibration, quality_flags=codes)
-        if self.stability and verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
-            flip = self._stability_flip(image, results, verdict.label, codes)
-            if flip is not None:
-                flags.append(QualityFlag("unstable", flip))
-                verdict = Verdict(
-                    "inconclusive", verdict.score, "stability", (f"The verdict is not stable: {flip}.", *verdict.explanations)
-                )
+        unstable = next((f for f in flags if f.code == "unstable"), None)
+        if unstable is not None and verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
+            verdict = Verdict(
+                "inconclusive", verdict.score, "stability", (f"The verdict is not stable: {unstable.message}.", *verdict.explanations)
+            )
         expl = list(verdict.explanations)
         for r in results:
             if r.status == "error":
@@ -224,17 +346,7 @@ class Pipeline:
             "record_type": "image",
             "schema_version": SCHEMA_VERSION,
             "tool": tool_info(),
-            "file": {
-                "path": display_path(image.path or ""),
-                "sha256": image.sha256,
-                "format": image.format,
-                "width": image.width,
-                "height": image.height,
-                "bytes": len(image.data),
-                "mode": image.mode,
-                "frames": image.n_frames,
-                "mtime_ns": None,
-            },
+            "file": dict(it.file),
             "status": "ok",
             "error": None,
             "label": verdict.label,
@@ -245,15 +357,22 @@ class Pipeline:
             "explanations": expl,
             "calibration": self.calibration.to_dict(),
             "timing": {
-                "load_s": round(load_s, 6),
-                "detect_s": round(detect_s, 6),
-                "total_s": round(time.perf_counter() - t0, 6),
+                "load_s": round(it.load_s, 6),
+                "detect_s": round(it.detect_s + extra_s, 6),
+                "total_s": round(it.elapsed_s + extra_s, 6),
             },
         }
-        vis = None
-        if visuals:
-            vis = _make_visuals(image, spectral_feats)
-        return Analysis(record, vis)
+        return Analysis(record, it.visuals)
+
+
+def _failed(det: Any, exc: BaseException, t0: float, *, name: str | None = None) -> DetectorResult:
+    return DetectorResult(
+        name=name or det.name,
+        version=getattr(det, "version", "?") if det is not None else "?",
+        status="error",
+        message=f"{type(exc).__name__}: {exc}",
+        time_s=time.perf_counter() - t0,
+    )
 
 
 def _make_visuals(image: LoadedImage, feats: Any) -> Visuals:

@@ -45,6 +45,32 @@ def test_jobs2_gives_same_records_in_same_order(tmp_path: Path) -> None:
     assert [r["file"]["path"] for r in parallel] == files
 
 
+def test_cnn_runs_batched_and_gives_the_same_records_as_one_by_one(tmp_path: Path) -> None:
+    pytest.importorskip("timm")
+    from detectors.pipeline import Pipeline
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for i, (h, w) in enumerate([(130, 140), (70, 100), (40, 50), (200, 90), (64, 64), (150, 150), (99, 131)]):
+        Image.fromarray(textured(h, w, seed=i)).save(d / f"m_{i}.png")
+    (d / "m_9_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    files = sorted(str(p) for p in d.iterdir())
+    dets = ("test_spectral", "test_cnn")
+    one_by_one = [_strip(Pipeline(dets).analyze_path(f).record) for f in files]
+    in_process = [_strip(a.record) for a in make_engine(EngineConfig(dets, jobs=0, batch_images=4)).map(files)]
+    eng = make_engine(EngineConfig(dets, jobs=2, batch_images=3, cnn_threads=1))
+    try:
+        assert eng.config.batched() == ("test_cnn",)
+        parallel = [_strip(a.record) for a in eng.map(files)]
+    finally:
+        eng.close()
+    assert in_process == one_by_one
+    assert parallel == one_by_one
+    cnn = [next((r for r in rec["detectors"] if r["name"] == "cnn"), None) for rec in parallel]
+    assert [c["status"] if c else None for c in cnn] == ["ok", "ok", "not_applicable", "ok", "ok", "ok", "ok", None]
+    assert [r["name"] for r in parallel[0]["detectors"]] == ["spectral", "cnn"]
+
+
 def test_per_file_time_limit_kills_and_continues(tmp_path: Path) -> None:
     files = sorted(str(p) for p in _folder(tmp_path / "in", 2).iterdir() if p.name != "broken.png")
     eng = ProcessEngine(EngineConfig(("test_hang",), jobs=1, timeout_s=1.0))

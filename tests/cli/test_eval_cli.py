@@ -4,6 +4,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -36,7 +37,8 @@ def test_calibrate_then_eval_with_leakage_guard(tmp_path: Path) -> None:
     manifest = _dataset(tmp_path)
     runner = CliRunner()
     cal = tmp_path / "cal.json"
-    r = runner.invoke(main, ["calibrate", str(manifest), "--split", "calib", "--perturb", "none,jpeg90", "--detector", "test_spectral", "-j", "0", "--out", str(cal)])
+    r = runner.invoke(main, ["calibrate", str(manifest), "--split", "calib", "--perturb", "none,jpeg90", "--detector", "test_spectral", "-j", "0", "--out", str(cal),
+                                "--generated", "0", "--reconstructions", "0"])  # fmt: skip
     assert r.exit_code == 0, r.output
     doc = json.loads(cal.read_text())
     assert len(doc["calibration_hashes"]) == 8 and doc["score_map"]["kind"] in ("platt", "isotonic")
@@ -68,3 +70,24 @@ def test_eval_rejects_bad_perturbation(tmp_path: Path) -> None:
     manifest = _dataset(tmp_path)
     r = CliRunner().invoke(main, ["eval", str(manifest), "--perturb", "sepia", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "sepia" in r.output
+
+
+def test_calibrate_adds_fresh_generator_images(tmp_path: Path) -> None:
+    pytest.importorskip("diffusers")
+    from generators.config import tiny_generator_config
+    from generators.models import GeneratorModels, save_models
+
+    weights = tmp_path / "tiny"
+    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), weights)
+    manifest = _dataset(tmp_path)
+    cal, keep = tmp_path / "cal.json", tmp_path / "generated"
+    args = ["calibrate", str(manifest), "--split", "calib", "--perturb", "none", "--detector", "test_spectral", "-j", "0",
+            "--out", str(cal), "--generated", "2", "--reconstructions", "2", "--generated-size", "16", "--generated-steps", "2",
+            "--generator-weights", str(weights), "--device", "cpu", "--generated-dir", str(keep)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(cal.read_text())
+    # 8 split files + 2 samples + 2 real tiles + 2 reconstructions
+    assert len(doc["calibration_hashes"]) == 14
+    assert "2 samples from noise" in doc["fitted_on"] and "2 native-resolution tiles" in doc["fitted_on"]
+    assert len(list(keep.glob("*.jpg"))) == 6

@@ -28,8 +28,9 @@ def test_ray_records_match_local_engine(tmp_path: Path) -> None:
         Image.fromarray(textured(150, 170, seed=i)).save(d / f"{i}.png")
     (d / "broken.jpg").write_bytes(b"\xff\xd8\xff")
     files = [e.path for e in iter_files([str(d)])]
-    local = [_strip(a.record) for a in make_engine(EngineConfig(("test_spectral",), jobs=0)).map(files)]
-    eng = make_engine(EngineConfig(("test_spectral",), jobs=2, engine="ray", visuals=True))
+    dets = ("test_spectral", "test_cnn")  # test_cnn runs as batched Ray actors
+    local = [_strip(a.record) for a in make_engine(EngineConfig(dets, jobs=0)).map(files)]
+    eng = make_engine(EngineConfig(dets, jobs=2, engine="ray", visuals=True, batch_images=4))
     try:
         out = list(eng.map(files))
         # the same files through fsspec URLs
@@ -38,6 +39,7 @@ def test_ray_records_match_local_engine(tmp_path: Path) -> None:
     finally:
         eng.close()
     assert [_strip(a.record) for a in out] == local
+    assert any(d["name"] == "cnn" and d["status"] == "ok" for d in local[0]["detectors"])
     assert out[1].visuals is not None and out[1].visuals.thumbnail is not None
     assert len(via_url) == len(local)
     for u, l in zip(via_url, local):

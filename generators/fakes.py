@@ -1,0 +1,169 @@
+"""Fresh labelled images made on the fly with the bundled generator, for calibration.
+
+``detect calibrate`` fits the fusion and the thresholds on the calibration
+split's real photos and AI images, plus images this module makes:
+
+* **samples** from noise (DDIM), and
+* **reconstructions** (a VAE round trip) of native-resolution tiles of the
+  calibration split's own real photos, each paired with the real tile it came
+  from, so that the pair differs only by the generator (aligned data, as in
+  B-Free: Guillaro et al., CVPR 2025; Rajan et al., 2025).
+
+Every file is written as a JPEG at the quality estimated from a calibration
+real photo (a reconstruction and its real tile at that photo's own quality),
+so that "has a camera-like JPEG history" cannot separate the classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from datasets.samples import Sample
+
+__all__ = ["FakeSet", "make_calibration_fakes"]
+
+#: JPEG quality used when no calibration real photo is a JPEG.
+DEFAULT_QUALITY = 92
+
+
+@dataclass(frozen=True)
+class FakeSet:
+    """What :func:`make_calibration_fakes` wrote.
+
+    Attributes:
+        samples: New labelled samples (AI images and, for reconstructions,
+            their real tiles), in a deterministic order.
+        weights_sha256: Hash of the generator weights used.
+        seconds: Wall time spent making them.
+    """
+
+    samples: list[Sample]
+    weights_sha256: str
+    seconds: float
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _save_jpeg(arr: np.ndarray, path: Path, quality: int) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(arr).save(tmp, format="JPEG", quality=int(quality), subsampling=2)
+    os.replace(tmp, path)
+
+
+def _seed_of(key: str, base: int) -> int:
+    return (int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") + base) % (2**31)
+
+
+def make_calibration_fakes(
+    reals: Sequence[Sample],
+    out_dir: str | os.PathLike[str],
+    *,
+    n_samples: int = 16,
+    n_reconstruct: int = 16,
+    size: int = 256,
+    steps: int = 50,
+    tile: int = 384,
+    seed: int = 0,
+    weights: str | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = lambda s: None,
+) -> FakeSet:
+    """Make fresh AI images (and aligned real tiles) with the bundled generator.
+
+    Args:
+        reals: The calibration split's real photos (their JPEG qualities set the
+            outputs'; the first ``n_reconstruct`` of them, in path order, give
+            one tile each for reconstruction).
+        out_dir: Folder to write into (created).
+        n_samples: Samples from noise, >= 0.
+        n_reconstruct: Reconstructed tiles, >= 0 (at most one per real photo).
+        size: Side of the samples in pixels.
+        steps: DDIM steps of the samples, >= 1.
+        tile: Side of the native-resolution tiles cut from the real photos
+            (smaller photos give their largest square).
+        seed: Base seed; each sample's generator is seeded from it and its index.
+        weights: Generator weights folder (default: the shipped one).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        log: Receives progress messages.
+
+    Returns:
+        A :class:`FakeSet`; AI samples have generator ``"bundled_sample"`` or
+        ``"bundled_reconstruct"``, real tiles have source ``"bundled_tile"``.
+
+    Raises:
+        ValueError: On a negative count, ``steps < 1`` or ``tile < 64``.
+    """
+    import time
+
+    import torch
+
+    from detectors.cnn import select_crops
+    from forensics.io import load_image
+    from forensics.jpeg import jpeg_info
+    from generators.models import load_models
+    from generators.pipeline import LatentDiffusionPipeline
+
+    if n_samples < 0 or n_reconstruct < 0:
+        raise ValueError(f"counts must be >= 0, got n_samples={n_samples}, n_reconstruct={n_reconstruct}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if tile < 64:
+        raise ValueError(f"tile must be >= 64, got {tile}")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    models = load_models(weights, device=device)
+    pipe = LatentDiffusionPipeline(models)
+    log(f"generator weights {models.source} (sha256 {str(models.weights_sha256)[:12]}...) on {models.device}")
+
+    ordered = sorted(reals, key=lambda s: s.path)
+    qualities: list[int] = []
+    tiles: list[tuple[str, np.ndarray, int]] = []
+    for s in ordered:
+        try:
+            img = load_image(s.path)
+        except Exception as exc:  # noqa: BLE001 - a bad calibration file is skipped, named
+            log(f"{s.path}: skipped ({exc})")
+            continue
+        info = jpeg_info(img.data) if img.format in ("JPEG", "MPO") else None
+        q = int(info.quality) if info is not None and info.quality is not None else None
+        if q is not None:
+            qualities.append(q)
+        if len(tiles) < n_reconstruct:
+            side = min(tile, *(min(r.shape[:2]) for r in img.regions))
+            if side >= 64:
+                b = select_crops(img.regions, size=side, k=1)[0]
+                top, left = b.top // 8 * 8, b.left // 8 * 8  # keep the camera's 8x8 JPEG grid
+                region = img.regions[b.region]
+                tiles.append((Path(s.path).stem, region[top : top + b.size, left : left + b.size], q or DEFAULT_QUALITY))
+    if not qualities:
+        qualities = [DEFAULT_QUALITY]
+
+    made: list[Sample] = []
+    for i in range(n_samples):
+        g = torch.Generator(device=models.device).manual_seed(_seed_of(f"sample{i}", seed))
+        img = pipe.sample(1, size=size, steps=steps, generator=g).images[0]
+        q = qualities[i % len(qualities)]
+        p = out / f"bundled_sample_{i:04d}_q{q}.jpg"
+        _save_jpeg(_u8(img), p, q)
+        made.append(Sample(str(p), "ai", "bundled_sample", "bundled_generator"))
+        log(f"samples: {i + 1}/{n_samples}")
+    for j, (stem, real_tile, q) in enumerate(tiles):
+        rec = pipe.reconstruct(np.ascontiguousarray(real_tile, dtype=np.float32)).image
+        pr, pf = out / f"tile_{stem}_q{q}.jpg", out / f"bundled_reconstruct_{stem}_q{q}.jpg"
+        _save_jpeg(_u8(real_tile), pr, q)
+        _save_jpeg(_u8(rec), pf, q)
+        made.append(Sample(str(pr), "real", None, "bundled_tile"))
+        made.append(Sample(str(pf), "ai", "bundled_reconstruct", "bundled_generator"))
+        log(f"reconstructions: {j + 1}/{len(tiles)}")
+    return FakeSet(made, str(models.weights_sha256), time.perf_counter() - t0)
