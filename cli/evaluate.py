@@ -11,6 +11,7 @@ import base64
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -126,7 +127,10 @@ def run_grid(
                 yield _task(t)
                 progress.advance(bar)
             return
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(detectors, calibration_path)) as ex:
+        # spawn, not fork: a parent that already ran torch (the generator, in calibrate) has OpenMP
+        # threads, and forked children that use torch again can deadlock
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(detectors, calibration_path)) as ex:
             for rows in ex.map(_task, tasks, chunksize=1):
                 yield rows
                 progress.advance(bar)
@@ -297,6 +301,12 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
 @click.option("--target-fpr", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True)
 @click.option("--target-miss", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "platt", "isotonic"]), default="auto", show_default=True)
+@click.option("--fusion", "fusion_rule", type=click.Choice(["auto", "logistic", "max"]), default="auto", show_default=True,
+              help="How pixel detectors combine: non-negative logistic weights, or the max of their calibrated logits.")
+@click.option("--fuse-on", type=click.Choice(["split", "all"]), default="split", show_default=True,
+              help="Images that fit the weights between detectors: the split's own, or also the generated ones "
+                   "(the CNN was trained on the bundled generator's reconstructions, which would favour it). "
+                   "The map and the thresholds always use all images.")
 @click.option("--version", "version", default="calib-v3", show_default=True)
 @click.option("--generated", "n_generated", type=click.IntRange(min=0), default=16, show_default=True,
               help="Fresh AI images to make from noise with the bundled generator and add to the calibration set.")
@@ -313,7 +323,7 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write.")
 def calibrate(
-    dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, version: str,
+    dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, fusion_rule: str, fuse_on: str, version: str,
     n_generated: int, n_reconstruct: int, generated_size: int, generated_steps: int, generator_weights: str | None, generated_dir: str | None, device: str, seed: int, jobs: int, out_path: str,
 ) -> None:  # fmt: skip
     """Fit the fusion, the calibration map and the thresholds on a calibration split.
@@ -361,24 +371,29 @@ def calibrate(
             samples = samples + [Sample(s.path, s.label, s.generator, s.source, split) for s in made.samples]
         x, y, keys, hashes, result_names = _calibration_scores(samples, perts, detectors, jobs, err)
     val = np.array([assign_split(os.path.basename(k[0]), fractions={"fit": 0.5, "val": 0.5}, salt="calib-half") == "val" for k in keys])
+    generated = {s.path for s in made.samples} if made is not None else set()
+    fusion_mask = np.array([fuse_on == "all" or k[0] not in generated for k in keys])
     extra = ""
     if made is not None:
         n_s = sum(1 for s in made.samples if s.generator == "bundled_sample")
         n_r = sum(1 for s in made.samples if s.generator == "bundled_reconstruct")
         extra = (f" plus images made on the fly by the bundled generator (weights sha256 {made.weights_sha256[:12]}...): "
                  f"{n_s} samples from noise, and {n_r} native-resolution tiles of the split's reals with their VAE reconstructions, "
-                 "all JPEG at the reals' own qualities")  # fmt: skip
+                 "all JPEG at the reals' own qualities"
+                 + ("" if fuse_on == "all" else "; the weights between detectors fitted on the split's own images only, "
+                    "the map and thresholds on all"))  # fmt: skip
     fit = fit_calibration(
         x, y, detectors=result_names, validation_mask=val, file_hashes=list(hashes.values()),
-        target_fpr=target_fpr, target_miss=target_miss, method=method, name="fused", version=version,
+        target_fpr=target_fpr, target_miss=target_miss, method=method, fusion_rule=fusion_rule, fusion_mask=fusion_mask,
+        name="fused", version=version,
         fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI){extra} under {', '.join(perts)}; map chosen on a held-out half",
     )  # fmt: skip
     Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
     card = Path(out_path).with_suffix(".md")
     card.write_text(_calibration_card(fit, command="detect calibrate " + " ".join(sys.argv[2:]), n_files=len(hashes)), encoding="utf-8")
     c = Console()
-    c.print(Text(f"map: {fit.chosen} (validation log-loss platt {fit.validation['platt']['log_loss']:.4f}, isotonic {fit.validation['isotonic']['log_loss']:.4f}; "
-                 f"ECE platt {fit.validation['platt']['ece']:.4f}, isotonic {fit.validation['isotonic']['ece']:.4f})"))  # fmt: skip
+    cands = "; ".join(f"{k} {v['log_loss']:.4f}" for k, v in fit.validation.items())
+    c.print(Text(f"fusion+map: {fit.chosen} (validation log-loss: {cands})"))
     c.print(Text(f"likely_ai >= {fit.calibration.likely_ai:.4f} (target FPR {target_fpr:.1%}), likely_real <= {fit.calibration.likely_real:.4f} (target miss {target_miss:.1%})"))
     c.print(Text(f"wrote {out_path} ({len(hashes)} calibration file hashes for the leakage guard) and {card}"))
 
@@ -409,6 +424,15 @@ def _calibration_scores(
     return x, y, keys, hashes, result_names
 
 
+def _describe_fusion(fusion: dict[str, Any]) -> str:
+    names = fusion["detectors"]
+    if fusion.get("rule") == "max":
+        parts = ", ".join(f"{n} ({a:.3f} z {b:+.3f})" for n, a, b in zip(names, fusion["weights"], fusion["biases"]))
+        return f"max of the detectors' Platt-calibrated logits: {parts}"
+    parts = ", ".join(f"{n} {w:.3f}" for n, w in zip(names, fusion["weights"]))
+    return f"logistic late fusion with non-negative weights: {parts}; bias {fusion['bias']:.3f}"
+
+
 def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:
     """A short markdown card for a calibration file: data, command, choice of map, thresholds."""
     cal = fit.calibration
@@ -420,11 +444,11 @@ def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:
             f"- Data: {cal.fitted_on}.",
             f"- Files seen: {n_files} (their sha256 are in the JSON; `detect eval` refuses to report on them).",
             f"- Command: `{command}`",
-            f"- Fusion: logistic late fusion of {', '.join(cal.fusion['detectors'])} "
-            f"(weights {', '.join(f'{w:.3f}' for w in cal.fusion['weights'])}, bias {cal.fusion['bias']:.3f}).",
-            f"- Map: **{fit.chosen}**, chosen by log-loss on a held-out half of the calibration split:",
+            f"- Fusion: {_describe_fusion(cal.fusion)}.",
+            f"- Fusion rule and map: **{fit.chosen}**, chosen by log-loss on a held-out half of the calibration set "
+            "(grouped by file), then refitted on all of it:",
             "",
-            "| map | log-loss | ECE |",
+            "| fusion + map | log-loss | ECE |",
             "|---|---|---|",
             *(f"| {k} | {m['log_loss']:.4f} | {m['ece']:.4f} |" for k, m in v.items()),
             "",

@@ -1,7 +1,12 @@
 """Fitting the fusion, the calibration map and the decision thresholds.
 
-* Fusion: a logistic regression over the logits of the pixel detectors'
-  scores (late fusion), so that P(AI) combines detectors by learned weights.
+* Fusion of the pixel detectors' logits (late fusion), one of two rules:
+  ``logistic``, a logistic regression with non-negative weights (a detector
+  is never read against its own direction; one that would need a negative
+  weight is dropped), or ``max``, the largest of the detectors' own
+  Platt-calibrated logits, for detectors that are specialists of different
+  generator families (one fires, the others stay silent). The rule is chosen
+  with the map, by log-loss on the held-out half.
 * Calibration map: Platt scaling (J. Platt, "Probabilistic outputs for
   support vector machines", 1999) or isotonic regression by pool-adjacent-
   violators (B. Zadrozny and C. Elkan, "Transforming classifier scores into
@@ -28,7 +33,7 @@ import numpy as np
 from detectors.fusion import Calibration
 from detectors.metrics import ece
 
-__all__ = ["CalibrationFit", "fit_calibration", "fit_isotonic", "fit_platt", "log_loss", "thresholds_for"]
+__all__ = ["CalibrationFit", "fit_calibration", "fit_isotonic", "fit_platt", "fusion_logits", "log_loss", "thresholds_for"]
 
 _EPS = 1e-6
 
@@ -134,8 +139,9 @@ class CalibrationFit:
 
     Attributes:
         calibration: The result, ready to save.
-        validation: Log-loss and ECE of each candidate map on the validation half.
-        chosen: ``"platt"`` or ``"isotonic"``.
+        validation: Log-loss and ECE of each candidate ``"<rule>+<map>"`` on the
+            validation half (e.g. ``"logistic+platt"``, ``"max+isotonic"``).
+        chosen: The chosen ``"<rule>+<map>"``.
     """
 
     calibration: Calibration
@@ -143,24 +149,23 @@ class CalibrationFit:
     chosen: str
 
 
-def _fusion_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
-    w = np.asarray(fusion["weights"], dtype=np.float64)
+def fusion_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
+    """Fused logits ``(N,)`` of ``(N, K)`` scores (NaN = no score) under a fitted fusion."""
     z = _logit(scores)
     present = ~np.isnan(scores)
+    if fusion.get("rule", "logistic") == "max":
+        a = np.asarray(fusion["weights"], dtype=np.float64)
+        b = np.asarray(fusion["biases"], dtype=np.float64)
+        zk = np.where(present, z * a + b, -np.inf)
+        out = zk.max(axis=1)
+        return np.where(np.isfinite(out), out, 0.0)
+    w = np.asarray(fusion["weights"], dtype=np.float64)
     z = np.where(present, z, 0.0)
-    num = (z * w).sum(axis=1)
-    return num + fusion["bias"]
+    return (z * w).sum(axis=1) + fusion["bias"]
 
 
-def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, l2: float = 1.0) -> dict[str, Any]:
-    """Logistic late fusion of detector logits; a missing score contributes 0 (no evidence)."""
-    if scores.shape[1] == 1:
-        return {"detectors": list(detectors), "weights": [1.0], "bias": 0.0}
-    z = np.where(np.isnan(scores), 0.0, _logit(scores))
-    x = np.hstack([z, np.ones((len(z), 1))])
+def _logistic(x: np.ndarray, y: np.ndarray, reg: np.ndarray) -> np.ndarray:
     beta = np.zeros(x.shape[1])
-    reg = np.full(x.shape[1], l2)
-    reg[-1] = 0
     for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(x @ beta, -50, 50)))
         g = x.T @ (p - y) + reg * beta
@@ -169,7 +174,44 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
         beta -= step
         if np.abs(step).max() < 1e-10:
             break
-    return {"detectors": list(detectors), "weights": beta[:-1].tolist(), "bias": float(beta[-1])}
+    return beta
+
+
+def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, rule: str = "logistic", l2: float = 1.0) -> dict[str, Any]:
+    """Fit a fusion rule on ``(N, K)`` scores (NaN = no score, which adds no evidence).
+
+    ``logistic``: non-negative weights by an active set (the most negative
+    weight is dropped and the rest refitted until none is negative).
+    ``max``: per detector, Platt scaling of its logit (a detector whose slope
+    comes out negative is dropped); the fused logit is the largest.
+    """
+    if rule not in ("logistic", "max"):
+        raise ValueError(f"rule must be 'logistic' or 'max', got {rule!r}")
+    z = np.where(np.isnan(scores), 0.0, _logit(scores))
+    k = z.shape[1]
+    if rule == "max":
+        a, b = np.zeros(k), np.zeros(k)
+        for j in range(k):
+            m = ~np.isnan(scores[:, j])
+            if len(set(y[m])) == 2:
+                fit = fit_platt(z[m, j], y[m])
+                a[j], b[j] = max(fit["a"], 0.0), fit["b"]
+        return {"rule": "max", "detectors": list(detectors), "weights": a.tolist(), "biases": b.tolist()}
+    if k == 1:
+        return {"rule": "logistic", "detectors": list(detectors), "weights": [1.0], "bias": 0.0}
+    active = list(range(k))
+    while True:
+        x = np.hstack([z[:, active], np.ones((len(z), 1))])
+        reg = np.full(x.shape[1], l2)
+        reg[-1] = 0
+        beta = _logistic(x, y, reg)
+        worst = int(np.argmin(beta[:-1]))
+        if beta[worst] >= 0 or len(active) == 1:
+            break
+        del active[worst]
+    w = np.zeros(k)
+    w[active] = np.maximum(beta[:-1], 0.0)
+    return {"rule": "logistic", "detectors": list(detectors), "weights": w.tolist(), "bias": float(beta[-1])}
 
 
 def fit_calibration(
@@ -182,6 +224,8 @@ def fit_calibration(
     target_fpr: float = 0.01,
     target_miss: float = 0.05,
     method: str = "auto",
+    fusion_rule: str = "auto",
+    fusion_mask: np.ndarray | None = None,
     name: str = "fused",
     version: str = "calib-v2",
     fitted_on: str = "",
@@ -198,6 +242,11 @@ def fit_calibration(
         target_fpr: Target false-positive rate on reals for ``likely_ai``, in ``[0, 1)``.
         target_miss: Target miss rate on AI images for ``likely_real``, in ``[0, 1)``.
         method: ``"auto"`` (choose by validation log-loss), ``"platt"`` or ``"isotonic"``.
+        fusion_rule: ``"auto"`` (choose by validation log-loss), ``"logistic"`` or ``"max"``.
+        fusion_mask: ``(N,)`` bool; only these rows fit the fusion weights (default:
+            all). The map and the thresholds always use every row. Used to keep
+            images that some detector was trained on (the bundled generator's)
+            from setting the weights between detectors.
         name: Calibration name.
         version: Version string reports will show.
         fitted_on: Description of the data.
@@ -207,6 +256,8 @@ def fit_calibration(
     """
     if method not in ("auto", "platt", "isotonic"):
         raise ValueError(f"method must be 'auto', 'platt' or 'isotonic', got {method!r}")
+    if fusion_rule not in ("auto", "logistic", "max"):
+        raise ValueError(f"fusion_rule must be 'auto', 'logistic' or 'max', got {fusion_rule!r}")
     scores = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != y.shape[0] or scores.shape[1] != len(detectors):
@@ -215,18 +266,24 @@ def fit_calibration(
     fit = ~val
     if len(set(y[fit])) < 2 or len(set(y[val])) < 2:
         raise ValueError("both halves of the calibration set need real and AI images")
-    fusion = _fit_fusion(scores[fit], y[fit], detectors)
-    z = _fusion_logits(scores, fusion)
-    candidates = {"platt": fit_platt(z[fit], y[fit]), "isotonic": fit_isotonic(z[fit], y[fit])}
-    validation = {
-        k: {"log_loss": log_loss(y[val], apply_map(m, z[val])), "ece": ece(y[val], apply_map(m, z[val]))}
-        for k, m in candidates.items()
-    }
-    chosen = method if method != "auto" else min(validation, key=lambda k: validation[k]["log_loss"])
+    fm = np.ones(len(y), dtype=bool) if fusion_mask is None else np.asarray(fusion_mask, dtype=bool)
+    if fm.shape != y.shape or len(set(y[fm & fit])) < 2:
+        raise ValueError("fusion_mask must be (N,) and select real and AI rows in the fitting half")
+    rules = ("logistic", "max") if fusion_rule == "auto" else (fusion_rule,)
+    maps = ("platt", "isotonic") if method == "auto" else (method,)
+    validation: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        fz = fusion_logits(scores, _fit_fusion(scores[fit & fm], y[fit & fm], detectors, rule=rule))
+        for kind in ("platt", "isotonic"):
+            m = fit_platt(fz[fit], y[fit]) if kind == "platt" else fit_isotonic(fz[fit], y[fit])
+            pv = apply_map(m, fz[val])
+            validation[f"{rule}+{kind}"] = {"log_loss": log_loss(y[val], pv), "ece": ece(y[val], pv)}
+    chosen = min((f"{r}+{k}" for r in rules for k in maps), key=lambda c: validation[c]["log_loss"])
+    rule, kind = chosen.split("+")
     # refit on the whole calibration split
-    fusion = _fit_fusion(scores, y, detectors)
-    z = _fusion_logits(scores, fusion)
-    score_map = fit_platt(z, y) if chosen == "platt" else fit_isotonic(z, y)
+    fusion = _fit_fusion(scores[fm], y[fm], detectors, rule=rule)
+    z = fusion_logits(scores, fusion)
+    score_map = fit_platt(z, y) if kind == "platt" else fit_isotonic(z, y)
     p = apply_map(score_map, z)
     t_ai, t_real = thresholds_for(y, p, target_fpr=target_fpr, target_miss=target_miss)
     cal = Calibration(

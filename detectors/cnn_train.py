@@ -158,8 +158,11 @@ class DataConfig:
             a real photo picked by hash, so that "has a JPEG history" cannot
             separate the classes.
         shared_ai: Use the manifest's AI images of ``split`` as unpaired fakes.
+        samples: Fresh samples from noise by the bundled generator, as unpaired
+            fakes: ``{"n": count, "size": side, "steps": DDIM steps}`` (``None``: none).
+            Seeded from the run's seed; JPEG-matched like the PNG AI images.
         mix: Sampling weight of each source name (``reconstruct``,
-            ``regenerate``, ``shared_ai``, ``synthetic``); missing names weigh 1.
+            ``regenerate``, ``samples``, ``shared_ai``, ``synthetic``); missing names weigh 1.
         generator_weights: Generator weights folder (``None``: the shipped one).
         cache_dir: Where tiles and fakes are written (under ``runs/``; reused).
         synthetic_n: Synthetic pairs (``kind == "synthetic"``).
@@ -176,6 +179,7 @@ class DataConfig:
     aligned: tuple[dict[str, Any], ...] = ({"mode": "reconstruct"},)
     match_jpeg: bool = True
     shared_ai: bool = True
+    samples: dict[str, Any] | None = None
     mix: dict[str, float] = field(default_factory=dict)
     generator_weights: str | None = None
     cache_dir: str = "runs/cnn-data"
@@ -191,6 +195,10 @@ class DataConfig:
         for a in self.aligned:
             if a.get("mode") not in ("reconstruct", "regenerate"):
                 raise ValueError(f"data.aligned entries need mode reconstruct or regenerate, got {a}")
+        if self.samples is not None:
+            n, steps = int(self.samples.get("n", 0)), int(self.samples.get("steps", 50))
+            if n < 1 or steps < 1:
+                raise ValueError(f"data.samples needs n >= 1 and steps >= 1, got {self.samples}")
 
 
 @dataclass(frozen=True)
@@ -547,13 +555,13 @@ def prepare_sources(
     fit_sources: list[PairSource] = []
     val_sources: list[PairSource] = []
     pipe = None
-    if cfg.aligned:  # fakes made with other generator weights are stale: drop them
+    if cfg.aligned or cfg.samples:  # fakes made with other generator weights are stale: drop them
         from generators.models import WEIGHTS_DIR, weights_sha256
 
         gen_sha = weights_sha256(cfg.generator_weights or WEIGHTS_DIR)
         if index.get("generator_sha256") != gen_sha:
             for d in cache.iterdir():
-                if d.is_dir() and d.name.startswith(("reconstruct", "regenerate")):
+                if d.is_dir() and d.name.startswith(("reconstruct", "regenerate", "samples")):
                     shutil.rmtree(d)
             index["generator_sha256"] = gen_sha
             index_path.write_text(json.dumps(index, indent=1), encoding="utf-8")
@@ -602,11 +610,39 @@ def prepare_sources(
         if srcs["val"].fakes:
             val_sources.append(srcs["val"])
 
+    cam_q = [quality[k] for k in sorted(quality) if quality[k] is not None]
+    pools = {p: [_read_png(t) for s in reals if part(s.path) == p for t in real_tiles[Path(s.path).stem]] for p in ("fit", "val")}
+    if cfg.samples:
+        n, size, steps = int(cfg.samples["n"]), int(cfg.samples.get("size", 256)), int(cfg.samples.get("steps", 50))
+        sub = cache / f"samples_s{size}_t{steps}_seed{config.seed}"
+        names = [f"sample_{i:04d}.png" for i in range(n)]
+        todo = [i for i, nm in enumerate(names) if not (sub / nm).is_file()]
+        if todo:
+            pipe = pipe or _generator_pipeline(cfg.generator_weights, log)
+            import torch
+
+            t0 = time.perf_counter()
+            for k, i in enumerate(todo, start=1):
+                g = torch.Generator(device=pipe.models.device).manual_seed(config.seed * 100_003 + i)
+                _save_png(_to_u8(pipe.sample(1, size=size, steps=steps, generator=g).images[0]), sub / names[i])
+                if k % 8 == 0 or k == len(todo):
+                    log(f"samples: {k}/{len(todo)} ({time.perf_counter() - t0:.0f} s)")
+        srcs = {p: PairSource("samples", False, pools[p], [], []) for p in ("fit", "val")}
+        for nm in names:
+            p = "val" if cfg.val_fraction > 0 and assign_split(nm, fractions={"fit": 1 - cfg.val_fraction, "val": cfg.val_fraction}, salt="cnn-val") == "val" else "fit"
+            tile = _read_png(sub / nm)
+            if cfg.match_jpeg and cam_q:
+                q = cam_q[int.from_bytes(hashlib.sha256(nm.encode()).digest()[:4], "little") % len(cam_q)]
+                tile = _to_u8(jpeg_compress(tile.astype(np.float32) / 255, int(q)))
+            srcs[p].fakes.append(tile)
+            srcs[p].groups.append("samples")
+        fit_sources.append(srcs["fit"])
+        if srcs["val"].fakes and srcs["val"].reals:
+            val_sources.append(srcs["val"])
+
     if cfg.shared_ai and ais:
-        pools = {p: [_read_png(t) for s in reals if part(s.path) == p for t in real_tiles[Path(s.path).stem]] for p in ("fit", "val")}
         srcs = {p: PairSource("shared_ai", False, pools[p], [], []) for p in ("fit", "val")}
         ai_key = f"ai{cfg.tile_size}x{cfg.tiles_per_ai_image}"
-        cam_q = [quality[k] for k in sorted(quality) if quality[k] is not None]
         for i, s in enumerate(ais):
             stem = f"{s.generator}__{Path(s.path).stem}"
             rec = index.get(ai_key, {}).get(stem)

@@ -90,23 +90,22 @@ class Calibration:
     def fused_score(self, results: Sequence[DetectorResult]) -> float | None:
         """Fused, calibrated P(AI) from the pixel detectors' scores, or ``None`` if none scored.
 
-        Without a fitted fusion, the scores are averaged. With one, each fused
-        detector's logit is weighted; a detector that gave no score adds nothing.
+        Without a fitted fusion, the scores are averaged. With one, the fused
+        detectors' logits are combined by its rule (see
+        :func:`detectors.calibration.fusion_logits`); a detector that gave no
+        score adds nothing.
         """
         scored = {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
         if not scored:
             return None
         if self.fusion is None or not any(n in scored for n in self.fusion["detectors"]):
             return sum(scored.values()) / len(scored)
-        from detectors.calibration import apply_map
+        from detectors.calibration import apply_map, fusion_logits
 
-        z = float(self.fusion["bias"])
-        for name, w in zip(self.fusion["detectors"], self.fusion["weights"]):
-            if name in scored:
-                p = min(max(scored[name], 1e-6), 1 - 1e-6)
-                z += float(w) * math.log(p / (1 - p))
+        row = np.array([[scored.get(n, np.nan) for n in self.fusion["detectors"]]], dtype=np.float64)
+        z = fusion_logits(row, self.fusion)
         m = self.score_map or {"kind": "identity"}
-        return float(apply_map(m, np.array([z]))[0])
+        return float(apply_map(m, z)[0])
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:

@@ -30,7 +30,46 @@ def test_calibration_reaches_target_fpr_on_fresh_synthetic_scores() -> None:
     fpr = (fused[y2 == 0] >= cal.likely_ai).mean()
     miss = (fused[y2 == 1] <= cal.likely_real).mean()
     assert fpr <= 0.02 and miss <= 0.08
-    assert fit.chosen in ("platt", "isotonic") and set(fit.validation) == {"platt", "isotonic"}
+    assert set(fit.validation) == {"logistic+platt", "logistic+isotonic", "max+platt", "max+isotonic"}
+    assert fit.chosen in fit.validation
+
+
+def test_logistic_fusion_weights_are_never_negative() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    y = np.r_[np.zeros(n), np.ones(n)]
+    good = 1 / (1 + np.exp(-(rng.normal(0, 1, 2 * n) + 2 * y)))
+    inverted = 1 / (1 + np.exp(-(rng.normal(0, 1, 2 * n) - 1.5 * y)))  # higher on reals
+    x = np.stack([good, inverted], axis=1)
+    val = np.arange(2 * n) % 2 == 0
+    fit = fit_calibration(x, y, detectors=["good", "inverted"], validation_mask=val, file_hashes=["h"], fusion_rule="logistic")
+    w = fit.calibration.fusion["weights"]
+    assert w[0] > 0 and w[1] == 0.0
+
+
+def test_max_fusion_lets_either_specialist_fire() -> None:
+    rng = np.random.default_rng(6)
+    n = 300
+    # AI images of family A show only in detector a, family B only in detector b
+    y = np.r_[np.zeros(2 * n), np.ones(2 * n)]
+    fam_a = np.r_[np.zeros(2 * n), np.ones(n), np.zeros(n)].astype(bool)
+    fam_b = np.r_[np.zeros(2 * n), np.zeros(n), np.ones(n)].astype(bool)
+    za = rng.normal(-2, 1, 4 * n) + 5 * fam_a
+    zb = rng.normal(-2, 1, 4 * n) + 5 * fam_b
+    x = 1 / (1 + np.exp(-np.stack([za, zb], axis=1)))
+    val = rng.random(4 * n) < 0.5
+    fit = fit_calibration(x, y, detectors=["a", "b"], validation_mask=val, file_hashes=["h"])
+    assert fit.chosen.startswith("max+") and fit.calibration.fusion["rule"] == "max"
+    cal = fit.calibration
+    hit_a = cal.fused_score([DetectorResult(name="a", version="1", score=0.99), DetectorResult(name="b", version="1", score=0.1)])
+    hit_b = cal.fused_score([DetectorResult(name="a", version="1", score=0.1), DetectorResult(name="b", version="1", score=0.99)])
+    quiet = cal.fused_score([DetectorResult(name="a", version="1", score=0.1), DetectorResult(name="b", version="1", score=0.1)])
+    assert hit_a > cal.likely_ai and hit_b > cal.likely_ai and quiet < cal.likely_real
+    # a missing detector adds nothing
+    only_b = cal.fused_score([DetectorResult(name="b", version="1", score=0.99)])
+    assert only_b == pytest.approx(hit_b)
+    with pytest.raises(ValueError, match="fusion_rule"):
+        fit_calibration(x, y, detectors=["a", "b"], validation_mask=val, file_hashes=["h"], fusion_rule="mean")
 
 
 def test_thresholds_exact_on_small_lists() -> None:
@@ -116,3 +155,29 @@ def test_stability_turns_a_flip_into_inconclusive(tmp_path) -> None:
     assert stable["label"] == "inconclusive" and stable["decided_by"] == "stability"
     flag = [q for q in stable["quality_flags"] if q["code"] == "unstable"][0]
     assert "0.75x resize" in flag["message"]
+
+
+def test_fusion_mask_keeps_other_rows_out_of_the_weights_but_not_the_thresholds() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    y = np.r_[np.zeros(n), np.ones(n)]
+    x = 1 / (1 + np.exp(-np.stack([rng.normal(0, 1, 2 * n) + 2 * y, rng.normal(0, 1, 2 * n)], axis=1)))
+    # extra AI rows that detector 0 misses and detector 1 catches (as if trained on them)
+    extra = 1 / (1 + np.exp(-np.stack([rng.normal(-2, 1, n), rng.normal(3, 1, n)], axis=1)))
+    xs, ys = np.vstack([x, extra]), np.r_[y, np.ones(n)]
+    mask = np.r_[np.ones(2 * n, bool), np.zeros(n, bool)]
+    val = np.arange(3 * n) % 2 == 0
+    kw = dict(detectors=["d0", "d1"], validation_mask=val, file_hashes=["h"], fusion_rule="logistic")
+    only = fit_calibration(x, y, validation_mask=val[: 2 * n], **{k: v for k, v in kw.items() if k != "validation_mask"})
+    masked = fit_calibration(xs, ys, fusion_mask=mask, **kw)
+    unmasked = fit_calibration(xs, ys, **kw)
+    assert masked.calibration.fusion["weights"] == pytest.approx(only.calibration.fusion["weights"])
+    assert unmasked.calibration.fusion["weights"][1] > masked.calibration.fusion["weights"][1]
+    # the missed extra rows still count for the likely_real threshold: fewer confident "real" verdicts
+    from detectors.calibration import fusion_logits
+
+    def share_called_real(c: Calibration) -> float:
+        p = apply_map(c.score_map, fusion_logits(x, c.fusion))
+        return float((p <= c.likely_real).mean())
+
+    assert share_called_real(masked.calibration) < share_called_real(only.calibration)
