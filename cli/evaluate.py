@@ -197,6 +197,30 @@ def _print_table(metrics: Sequence[Any], console: Console) -> None:
     console.print(t)
 
 
+def _run_identity(config: EvalConfig) -> dict[str, Any]:
+    """What the scores depend on: a resumed run must match it."""
+    from detectors.fusion import load_calibration
+    from detectors.pipeline import DEFAULT_DETECTORS
+
+    cal = load_calibration(config.calibration_path) if config.calibration_path else load_calibration()
+    return {"detectors": list(config.detectors or DEFAULT_DETECTORS), "calibration": f"{cal.name} {cal.version}",
+            "calibration_sha256": hashlib.sha256(cal.to_json().encode()).hexdigest()}  # fmt: skip
+
+
+def _check_run_identity(out: Path, config: EvalConfig) -> None:
+    """Refuse to resume into scores made with other detectors or another calibration."""
+    ident = _run_identity(config)
+    path = out / "run.json"
+    if (out / "scores.csv").exists() and path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != ident:
+            raise click.UsageError(
+                f"{out / 'scores.csv'} holds scores from another run (detectors {old.get('detectors')}, calibration "
+                f"{old.get('calibration')}); resuming would mix them: choose a new --out folder"
+            )
+    path.write_text(json.dumps(ident, indent=1), encoding="utf-8")
+
+
 def _leakage_guard(samples: Sequence[Sample], calibration_path: str | None) -> dict[str, str]:
     from detectors.fusion import load_calibration
 
@@ -242,6 +266,7 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores_path = out / "scores.csv"
+    _check_run_identity(out, config)
     previous = read_score_rows(scores_path) if scores_path.exists() else []
     done = {(r.path, r.perturbation) for r in previous if r.detector == "fused"}
     if previous:

@@ -228,6 +228,8 @@ def format_bias(metrics: Sequence[MetricRow]) -> dict[str, dict[str, float | Non
         if m.subset == "all" and m.perturbation in ("none", *FORMAT_CHECK):
             out.setdefault(m.detector, {})[m.perturbation] = m.auc
     for det, d in out.items():
+        for key in ("none", *FORMAT_CHECK):  # every key present (None when not run), for readers of the summary
+            d.setdefault(key, None)
         a, b = d.get(FORMAT_CHECK[0]), d.get(FORMAT_CHECK[1])
         d["delta_png_vs_jpeg95"] = None if a is None or b is None else round(abs(a - b), 6)
     return out

@@ -91,3 +91,21 @@ def test_calibrate_adds_fresh_generator_images(tmp_path: Path) -> None:
     assert len(doc["calibration_hashes"]) == 14
     assert "2 samples from noise" in doc["fitted_on"] and "2 native-resolution tiles" in doc["fitted_on"]
     assert len(list(keep.glob("*.jpg"))) == 6
+
+
+def test_resume_refuses_scores_from_another_calibration(tmp_path: Path) -> None:
+    manifest = _dataset(tmp_path)
+    runner = CliRunner()
+    cals = []
+    for i, version in enumerate(("v-a", "v-b")):
+        cal = tmp_path / f"cal{i}.json"
+        r = runner.invoke(main, ["calibrate", str(manifest), "--split", "calib", "--perturb", "none", "--detector", "test_spectral", "-j", "0",
+                                 "--out", str(cal), "--generated", "0", "--reconstructions", "0", "--version", version])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        cals.append(cal)
+    out = tmp_path / "e"
+    base = ["eval", str(manifest), "--split", "test", "--out", str(out), "-j", "0", "--detector", "test_spectral", "--perturb", "none", "--no-format-check"]
+    assert runner.invoke(main, base + ["--calibration", str(cals[0])]).exit_code == 0
+    assert runner.invoke(main, base + ["--calibration", str(cals[0])]).exit_code == 0  # same run: resumes
+    r = runner.invoke(main, base + ["--calibration", str(cals[1])])
+    assert r.exit_code == 2 and "another run" in r.output and "v-a" in r.output
