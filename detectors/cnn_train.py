@@ -486,6 +486,15 @@ def _tiles(path: str, *, size: int, k: int, align: int) -> tuple[list[np.ndarray
     return out, quality
 
 
+def _cache_tiles(path: str, folder: Path, stem: str, *, size: int, k: int) -> tuple[list[str], int | None]:
+    """Cut a file's tiles (see :func:`_tiles`) into ``folder`` as PNG; their names and the file's JPEG quality."""
+    tiles, q = _tiles(path, size=size, k=k, align=8)
+    names = [f"{stem}_t{j}.png" for j in range(len(tiles))]
+    for t, n in zip(tiles, names):
+        _save_png(t, folder / n)
+    return names, q
+
+
 def _fake_name(spec: dict[str, Any]) -> str:
     if spec["mode"] == "reconstruct":
         return "reconstruct"
@@ -539,11 +548,7 @@ def prepare_sources(
         stem = Path(s.path).stem
         rec = index.get(tiles_key, {}).get(stem)
         if rec is None:
-            tiles, q = _tiles(s.path, size=cfg.tile_size, k=cfg.tiles_per_image, align=8)
-            names = []
-            for j, t in enumerate(tiles):
-                _save_png(t, cache / "real" / f"{stem}_t{j}.png")
-                names.append(f"{stem}_t{j}.png")
+            names, q = _cache_tiles(s.path, cache / "real", stem, size=cfg.tile_size, k=cfg.tiles_per_image)
             rec = {"tiles": names, "quality": q}
             index.setdefault(tiles_key, {})[stem] = rec
             index_path.parent.mkdir(parents=True, exist_ok=True)
@@ -647,11 +652,7 @@ def prepare_sources(
             stem = f"{s.generator}__{Path(s.path).stem}"
             rec = index.get(ai_key, {}).get(stem)
             if rec is None:
-                tiles, _ = _tiles(s.path, size=cfg.tile_size, k=cfg.tiles_per_ai_image, align=8)
-                names = []
-                for j, t in enumerate(tiles):
-                    _save_png(t, cache / "shared_ai" / f"{stem}_t{j}.png")
-                    names.append(f"{stem}_t{j}.png")
+                names, _ = _cache_tiles(s.path, cache / "shared_ai", stem, size=cfg.tile_size, k=cfg.tiles_per_ai_image)
                 rec = {"tiles": names}
                 index.setdefault(ai_key, {})[stem] = rec
                 index_path.write_text(json.dumps(index, indent=1), encoding="utf-8")
