@@ -271,20 +271,6 @@ class ProcessEngine:
                     self._workers[slot] = _Worker(self._ctx, self.config)
                     del busy[slot]
                     idle.append(slot)
-            # hand consecutive results to the batched stage: a full batch, or whatever is ready
-            # when the next file is not running (the end, or the window is full)
-            running = {i for _, i in busy.values()}
-            while next_submit in results:
-                run = []
-                j = next_submit
-                while j in results and len(run) < batch:
-                    run.append(j)
-                    j += 1
-                if len(run) < batch and j in running:
-                    break
-                items = [results.pop(i) for i in run]
-                batches.append((run, self._stage.submit(self._finisher.finish, items)))
-                next_submit = j
             while batches and batches[0][1].done():
                 run, fut = batches.popleft()
                 try:
@@ -292,6 +278,21 @@ class ProcessEngine:
                 except Exception as exc:  # noqa: BLE001 - the stage failing loses no record
                     outs = [self._error("?", "internal_error", f"batched stage failed: {type(exc).__name__}: {exc}") for _ in run]
                 finished.update(zip(run, outs))
+            # hand consecutive results to the batched stage (dynamic batching): a full batch; or
+            # whatever is ready when the stage is idle, so it never waits while work is ready; or
+            # the rest when the next file is not running (the end, or the window is full)
+            running = {i for _, i in busy.values()}
+            while next_submit in results:
+                run = []
+                j = next_submit
+                while j in results and len(run) < batch:
+                    run.append(j)
+                    j += 1
+                if len(run) < batch and j in running and batches:
+                    break
+                items = [results.pop(i) for i in run]
+                batches.append((run, self._stage.submit(self._finisher.finish, items)))
+                next_submit = j
             while next_out in finished:
                 yield finished.pop(next_out)
                 next_out += 1

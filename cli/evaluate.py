@@ -211,8 +211,8 @@ def _check_run_identity(out: Path, config: EvalConfig) -> None:
     """Refuse to resume into scores made with other detectors or another calibration."""
     ident = _run_identity(config)
     path = out / "run.json"
-    if (out / "scores.csv").exists() and path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+    if (out / "scores.csv").exists():
+        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"detectors": "unknown", "calibration": "unknown"}
         if old != ident:
             raise click.UsageError(
                 f"{out / 'scores.csv'} holds scores from another run (detectors {old.get('detectors')}, calibration "
@@ -405,13 +405,14 @@ def calibrate(
         extra = (f" plus images made on the fly by the bundled generator (weights sha256 {made.weights_sha256[:12]}...): "
                  f"{n_s} samples from noise, and {n_r} native-resolution tiles of the split's reals with their VAE reconstructions, "
                  "all JPEG at the reals' own qualities"
-                 + ("" if fuse_on == "all" else "; the weights between detectors fitted on the split's own images only, "
-                    "the map and thresholds on all"))  # fmt: skip
+                 )  # fmt: skip
     fit = fit_calibration(
         x, y, detectors=result_names, validation_mask=val, file_hashes=list(hashes.values()),
         target_fpr=target_fpr, target_miss=target_miss, method=method, fusion_rule=fusion_rule, fusion_mask=fusion_mask,
         name="fused", version=version,
-        fitted_on=f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI){extra} under {', '.join(perts)}; map chosen on a held-out half",
+        fitted_on=(f"split {split!r} of {dataset} ({n_real} real, {n_ai} AI){extra}; every image under {', '.join(perts)}; "
+                   + ("weights between detectors fitted on the split's own images only, map and thresholds on all; " if made and fuse_on == "split" else "")
+                   + "fusion rule and map chosen on a held-out half"),
     )  # fmt: skip
     Path(out_path).write_text(fit.calibration.to_json() + "\n", encoding="utf-8")
     card = Path(out_path).with_suffix(".md")
