@@ -8,8 +8,9 @@ Prints, for the same files in one run:
 * full pipeline: every default detector;
 
 each with its ratio to the floor (median of ``--repeats`` alternating rounds), then the
-full pipeline through the worker-process engine with ``--jobs 1`` and ``--jobs 2``, and
-peak memory (max RSS of this process and of the workers).
+full pipeline and the provenance + spectral path through the worker-process engine
+with ``--jobs 1`` and ``--jobs 2`` (the CNN runs batched in the parent), and peak
+memory (max RSS of this process and of the workers).
 
 Usage::
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", nargs="?")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads of the in-process full pipeline")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 mpix += im.size[0] * im.size[1] / 1e6
         prov = Pipeline(tuple(n for n in PROVENANCE_SPECTRAL if is_registered(n)))
         full = Pipeline(DEFAULT_DETECTORS)
+        # One torch thread, as the engine gives its CNN stage on a 2-core machine: idle OpenMP
+        # threads spin after each forward pass and would slow the rounds that follow.
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(args.torch_threads)
         times: dict[str, list[float]] = {"decode only": [], "provenance+spectral": [], "full pipeline": []}
         for _ in range(args.repeats):
             times["decode only"].append(_time(load_image, files))
@@ -95,18 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"full pipeline detectors: {', '.join(full.models)}")
         for k, t in med.items():
             print(f"{k:>22}: {len(files) / t:7.2f} img/s {mpix / t:7.1f} MP/s   ratio to decode-only rate {floor / t:5.2f}")
-        engine_t = {}
-        for jobs in (1, 2):
-            eng = ProcessEngine(EngineConfig(DEFAULT_DETECTORS, jobs=jobs))
-            try:
-                list(eng.map(files[:2]))  # warm-up: worker start-up is not throughput
-                t = time.perf_counter()
-                list(eng.map(files))
-                engine_t[jobs] = time.perf_counter() - t
-            finally:
-                eng.close()
-            print(f"{'engine --jobs ' + str(jobs):>22}: {len(files) / engine_t[jobs]:7.2f} img/s {mpix / engine_t[jobs]:7.1f} MP/s")
-        print(f"{'scaling jobs 1 -> 2':>22}: {engine_t[1] / engine_t[2]:.2f}x")
+        prov_names = tuple(n for n in PROVENANCE_SPECTRAL if is_registered(n))
+        for label, dets in (("full", DEFAULT_DETECTORS), ("prov+spectral", prov_names)):
+            engine_t = {}
+            for jobs in (1, 2):
+                eng = ProcessEngine(EngineConfig(dets, jobs=jobs))
+                try:
+                    list(eng.map(files[:2]))  # warm-up: worker start-up is not throughput
+                    t = time.perf_counter()
+                    list(eng.map(files))
+                    engine_t[jobs] = time.perf_counter() - t
+                finally:
+                    eng.close()
+                name = f"engine {label} -j {jobs}"
+                print(f"{name:>28}: {len(files) / engine_t[jobs]:7.2f} img/s {mpix / engine_t[jobs]:7.1f} MP/s")
+            print(f"{'scaling ' + label + ' 1 -> 2':>28}: {engine_t[1] / engine_t[2]:.2f}x")
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"{'peak RSS':>22}: this process {own:.0f} MiB, largest worker {kids:.0f} MiB")
