@@ -189,8 +189,11 @@ class _Worker:
 class ProcessEngine:
     """Runs the pipeline in ``config.jobs`` worker processes.
 
-    Results come back in input order. At most ``2 * jobs`` files are in flight,
-    which bounds memory whatever the folder holds.
+    Results come back in input order. Each worker holds one decoded file at a
+    time, and at most ``2 * jobs + 2 * batch_images`` small partial results
+    (CNN crops, not images) wait for the batched stage, which bounds memory
+    whatever the folder holds. The batched stage runs on a thread with
+    dynamic batching: a full batch, or whatever is ready when it is idle.
     """
 
     def __init__(self, config: EngineConfig) -> None:
