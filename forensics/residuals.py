@@ -104,11 +104,21 @@ def correlate_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     img = _check_image(image, max(kh, kw))
     h, w = img.shape[0] - kh + 1, img.shape[1] - kw + 1
     out = np.zeros((h, w) + img.shape[2:], dtype=np.float32)
+    scratch: np.ndarray | None = None
     for i in range(kh):
         for j in range(kw):
             c = k[i, j]
-            if c != 0.0:
-                out += c * img[i : i + h, j : j + w]
+            view = img[i : i + h, j : j + w]
+            # +-1 taps add or subtract in place (bit-identical to adding c * x, without a temporary)
+            if c == 1.0:
+                out += view
+            elif c == -1.0:
+                out -= view
+            elif c != 0.0:
+                if scratch is None:
+                    scratch = np.empty_like(out)
+                np.multiply(view, c, out=scratch)
+                out += scratch
     return out
 
 

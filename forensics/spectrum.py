@@ -15,7 +15,7 @@ models", ICASSP 2023.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -123,17 +123,30 @@ def tiled_power_spectrum(
     if r.ndim != 3:
         raise ValueError(f"residual must have shape (H, W) or (H, W, C), got {np.shape(residual)}")
     origins = tile_origins(r.shape[0], r.shape[1], tile=tile, max_tiles=max_tiles, overlap=overlap)
+    return _power_from_tiles((r[y : y + tile, x : x + tile] for y, x in origins), len(origins), tile, r.shape[2], window)
+
+
+#: Tiles per FFT batch (the accumulation order, hence the exact result, depends on it).
+_FFT_BATCH = 16
+
+
+def _power_from_tiles(tiles: Iterable[np.ndarray], n: int, tile: int, n_ch: int, window: str | None) -> PowerSpectrum:
+    """Welch average of ``n`` tiles, each ``(tile, tile, n_ch)``, taken in order from ``tiles``."""
     win = None
     if window == "hann":
         w1 = np.hanning(tile).astype(np.float32)
         win = np.outer(w1, w1)[None, None, :, :]
     acc = np.zeros((tile, tile // 2 + 1), dtype=np.float64)
-    n_ch = r.shape[2]
     # batches of tiles through one real FFT each (float32: the residuals are 8-bit derived),
-    # channels first so that each 2-D transform runs on contiguous memory
-    for start in range(0, len(origins), 16):
-        batch = np.stack([r[y : y + tile, x : x + tile] for y, x in origins[start : start + 16]])
-        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    # channels first so that each 2-D transform runs on contiguous memory; each tile is
+    # copied once, straight into the batch buffer
+    buf = np.empty((min(_FFT_BATCH, n), n_ch, tile, tile), dtype=np.float32)
+    it = iter(tiles)
+    for start in range(0, n, _FFT_BATCH):
+        m = min(_FFT_BATCH, n - start)
+        batch = buf[:m]
+        for b in range(m):
+            batch[b] = np.moveaxis(next(it), 2, 0)
         if win is not None:
             batch -= batch.mean(axis=(2, 3), keepdims=True)
             batch *= win
@@ -148,8 +161,8 @@ def tiled_power_spectrum(
     power[:, :half] = acc
     cols = np.arange(half, tile)
     power[:, half:] = acc[(-np.arange(tile)) % tile][:, tile - cols]
-    power /= len(origins) * tile * tile
-    return PowerSpectrum(power=power, tile=tile, n_tiles=len(origins))
+    power /= n * tile * tile
+    return PowerSpectrum(power=power, tile=tile, n_tiles=n)
 
 
 def residual_power_spectrum(
@@ -178,10 +191,18 @@ def residual_power_spectrum(
         raise ValueError(f"border must be >= 0, got {border}")
     h, w = image.shape[0] - border, image.shape[1] - border
     origins = tile_origins(h, w, tile=tile, max_tiles=max_tiles, overlap=overlap)
-    parts = [residual(image[y : y + tile + border, x : x + tile + border]) for y, x in origins]
-    stacked = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=0)
-    # the stacked tiles sit on an exact tile grid: average them without overlap
-    return tiled_power_spectrum(stacked, tile=tile, max_tiles=None, window=window, overlap=0.0)
+    if tile < 8:
+        raise ValueError(f"tile must be >= 8, got {tile}")
+    if window not in (None, "hann"):
+        raise ValueError(f"window must be None or 'hann', got {window!r}")
+    n_ch = 1 if image.ndim == 2 else image.shape[2]
+
+    def tiles() -> Iterator[np.ndarray]:
+        for y, x in origins:
+            p = residual(image[y : y + tile + border, x : x + tile + border])
+            yield p if p.ndim == 3 else p[..., None]
+
+    return _power_from_tiles(tiles(), len(origins), tile, n_ch, window)
 
 
 def log_power_spectrum(spectrum: PowerSpectrum, *, eps: float = 1e-12) -> np.ndarray:
