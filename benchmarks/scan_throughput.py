@@ -7,7 +7,7 @@ Prints, for the same files in one run:
 * provenance + spectral: the file-level detectors and the spectral detector;
 * full pipeline: every default detector;
 
-each with its ratio to the floor (median of ``--repeats`` alternating rounds), then the
+each with its ratio to the floor (median of ``--repeats`` (5) alternating rounds), then the
 full pipeline and the provenance + spectral path through the worker-process engine
 with ``--jobs 1`` and ``--jobs 2`` (the CNN runs batched in the parent), and peak
 memory (max RSS of this process and of the workers).
@@ -62,6 +62,11 @@ def make_folder(root: Path, *, seed: int = 0) -> Path:
     return root
 
 
+def _mp(path: str) -> float:
+    with Image.open(path) as im:
+        return im.size[0] * im.size[1] / 1e6
+
+
 def _time(fn, files: list[str]) -> float:  # noqa: ANN001
     t = time.perf_counter()
     for f in files:
@@ -72,7 +77,7 @@ def _time(fn, files: list[str]) -> float:  # noqa: ANN001
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", nargs="?")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch-threads", type=int, default=1, help="torch threads of the in-process full pipeline")
     args = ap.parse_args(argv)
 
@@ -101,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"full pipeline detectors: {', '.join(full.models)}")
         for k, t in med.items():
             print(f"{k:>22}: {len(files) / t:7.2f} img/s {mpix / t:7.1f} MP/s   ratio to decode-only rate {floor / t:5.2f}")
+        # the same ratio for the large files and for the rest (per-file costs weigh on small ones)
+        big = [f for f in files if _mp(f) >= 4.0]
+        rest = [f for f in files if f not in big]
+        for label, group in (("files >= 4 MP", big), ("files < 4 MP", rest)):
+            if group:
+                d = statistics.median(_time(load_image, group) for _ in range(args.repeats))
+                p = statistics.median(_time(prov.analyze_path, group) for _ in range(args.repeats))
+                print(f"{'prov+spectral, ' + label:>28}: ratio to decode-only rate {d / p:5.2f} ({len(group)} files)")
         prov_names = tuple(n for n in PROVENANCE_SPECTRAL if is_registered(n))
         for label, dets in (("full", DEFAULT_DETECTORS), ("prov+spectral", prov_names)):
             engine_t = {}
@@ -108,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                 eng = ProcessEngine(EngineConfig(dets, jobs=jobs))
                 try:
                     list(eng.map(files[:2]))  # warm-up: worker start-up is not throughput
-                    t = time.perf_counter()
-                    list(eng.map(files))
-                    engine_t[jobs] = time.perf_counter() - t
+                    runs = []
+                    for _ in range(args.repeats):
+                        t = time.perf_counter()
+                        list(eng.map(files))
+                        runs.append(time.perf_counter() - t)
+                    engine_t[jobs] = statistics.median(runs)
                 finally:
                     eng.close()
                 name = f"engine {label} -j {jobs}"
