@@ -163,3 +163,20 @@ def test_inspect(folder: Path, tmp_path: Path) -> None:
 def test_detectors_command() -> None:
     r = CliRunner().invoke(main, ["detectors"])
     assert "spectral" in r.stdout.split()
+
+
+def test_readme_first_command_scans_the_bundled_examples(tmp_path: Path) -> None:
+    """The README's first command: the shipped weights and calibration on examples/."""
+    pytest.importorskip("timm")
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    out = tmp_path / "report.json"
+    r = CliRunner().invoke(main, ["scan", str(examples), "--json", str(out), "--html", str(tmp_path / "report.html"), "-q"])
+    assert r.exit_code == 1, r.output  # an example carries InvokeAI metadata: ai_confirmed
+    doc = json.loads(out.read_text())
+    recs = {Path(x["file"]["path"]).name: x for x in doc["records"]}
+    assert len(recs) == 5 and all(x["status"] == "ok" for x in recs.values())
+    assert recs["invokeai_sd1_preflight_000009.png"]["label"] == "ai_confirmed"
+    for name, rec in recs.items():
+        assert {d["name"] for d in rec["detectors"]} >= {"spectral", "cnn", "watermark", "c2pa"}
+        if name.startswith("canon_"):  # real photos: never flagged
+            assert rec["label"] not in ("likely_ai", "ai_confirmed"), rec["label"]
