@@ -26,6 +26,8 @@ Record layout::
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,6 +46,7 @@ LABELS: tuple[str, ...] = ("ai_confirmed", "likely_ai", "inconclusive", "likely_
 LABEL_RANK: dict[str, int] = {"likely_real": 0, "inconclusive": 1, "likely_ai": 2, "ai_confirmed": 3}
 
 
+@functools.lru_cache(maxsize=1)
 def tool_version() -> str:
     """Installed version of the tool, or ``0+unknown`` when run from a bare checkout."""
     try:

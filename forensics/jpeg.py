@@ -8,6 +8,8 @@ for each quality 1..100 (ITU-T T.81 Annex K; IJG ``jcparam.c``).
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,14 +166,27 @@ def estimate_quality(tables: dict[int, np.ndarray]) -> tuple[int | None, bool, f
         return None, False, None
     lum = tables.get(0, tables[min(tables)])
     chrom = tables.get(1)
+    lum_tables, chrom_tables = _all_scaled_tables()
+    # mean absolute error for every quality at once (integer sums: exact in float64)
+    errs = np.abs(lum_tables - lum).mean(axis=(1, 2))
+    if chrom is not None:
+        errs = 0.5 * errs + 0.5 * np.abs(chrom_tables - chrom).mean(axis=(1, 2))
     best_q, best_err = 1, float("inf")
     for q in range(1, 101):
-        err = float(np.abs(scaled_table(STANDARD_LUMINANCE, q) - lum).mean())
-        if chrom is not None:
-            err = 0.5 * err + 0.5 * float(np.abs(scaled_table(STANDARD_CHROMINANCE, q) - chrom).mean())
+        err = float(errs[q - 1])
         if err < best_err - 1e-9:
             best_q, best_err = q, err
     return best_q, best_err == 0.0, best_err
+
+
+@functools.lru_cache(maxsize=1)
+def _all_scaled_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The IJG luminance and chrominance tables for qualities 1..100, ``int32`` ``(100, 8, 8)`` each (read-only)."""
+    lum = np.stack([scaled_table(STANDARD_LUMINANCE, q) for q in range(1, 101)])
+    chrom = np.stack([scaled_table(STANDARD_CHROMINANCE, q) for q in range(1, 101)])
+    lum.flags.writeable = False
+    chrom.flags.writeable = False
+    return lum, chrom
 
 
 def jpeg_info(data: bytes) -> JpegInfo | None:
