@@ -47,7 +47,8 @@ class EngineConfig:
         batch_images: Images per batch of the batchable detectors (the CNN), >= 1.
         cnn_threads: torch threads of the batched CNN stage; ``None``: the
             cores left over by the workers, at least 1.
-        ray_actors: Batched-stage actors under ``engine == "ray"``, >= 1.
+        ray_actors: Batched-stage actors under ``engine == "ray"``; ``None``: one per
+            GPU of the cluster, else one per job.
     """
 
     detectors: tuple[str, ...]
@@ -60,11 +61,13 @@ class EngineConfig:
     stability: bool = False
     batch_images: int = 16
     cnn_threads: int | None = None
-    ray_actors: int = 1
+    ray_actors: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_images < 1:
             raise ValueError(f"batch_images must be >= 1, got {self.batch_images}")
+        if self.ray_actors is not None and self.ray_actors < 1:
+            raise ValueError(f"ray_actors must be >= 1, got {self.ray_actors}")
         if self.cnn_threads is not None and self.cnn_threads < 1:
             raise ValueError(f"cnn_threads must be >= 1, got {self.cnn_threads}")
         if self.engine not in ("local", "ray"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import pickle
 from typing import Any, Iterable, Iterator
@@ -105,7 +106,9 @@ class RayEngine:
         self._started = False
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS") or None
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+            kw: dict[str, Any] = {
+                "include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True, "logging_level": logging.WARNING,
+            }  # fmt: skip
             if address is None:
                 kw["num_cpus"] = max(1, config.jobs)
             ray.init(address=address, **kw)
@@ -120,13 +123,17 @@ class RayEngine:
             return
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = False  # the scan draws its own progress on stderr
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
         if self.config.batched():
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            n_gpus = int(ray.cluster_resources().get("GPU", 0))
+            # One actor per GPU; without GPUs Ray fuses the CPU map into the actors, so use one per job.
+            actors = self.config.ray_actors or (n_gpus if n_gpus else max(1, self.config.jobs))
             ds = ds.map(_start_row, fn_kwargs={"config": self.config})
             ds = ds.map_batches(
                 _BatchStage, fn_constructor_kwargs={"config": self.config}, batch_size=self.config.batch_images,
-                batch_format="numpy", concurrency=self.config.ray_actors, num_gpus=gpus,
+                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if n_gpus else 0,
             )  # fmt: skip
         else:
             ds = ds.map(_analyze_row, fn_kwargs={"config": self.config})
