@@ -42,3 +42,14 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kw)
     return buf.getvalue()
+
+
+def write_manifest(path: Path, rows: list[dict]) -> Path:
+    """Write a dataset CSV manifest (path,label,generator,split) and return its path."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "generator", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    return path

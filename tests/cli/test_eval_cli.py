@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from _helpers import textured
+from _helpers import textured, write_manifest
 from cli.main import main
 
 
@@ -26,11 +26,7 @@ def _dataset(root: Path) -> Path:
                     arr[:, ::8, :] = arr[:, ::8, :] // 2
                 Image.fromarray(arr).save(p)
                 rows.append({"path": p.name, "label": label, "generator": "grid" if label == "ai" else "", "split": split})
-    with open(root / "m.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "generator", "split"])
-        w.writeheader()
-        w.writerows(rows)
-    return root / "m.csv"
+    return write_manifest(root / "m.csv", rows)
 
 
 def test_calibrate_then_eval_with_leakage_guard(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from PIL import Image
 pytest.importorskip("timm")
 pytest.importorskip("diffusers")
 
-from _helpers import textured  # noqa: E402
+from _helpers import textured, write_manifest  # noqa: E402
 from detectors.cnn_train import TrainConfig, prepare_sources  # noqa: E402
 from generators.config import tiny_generator_config  # noqa: E402
 from generators.models import GeneratorModels, save_models  # noqa: E402
@@ -27,11 +26,7 @@ def _manifest(root: Path) -> Path:
     p = root / "ai_0.png"
     Image.fromarray(textured(80, 80, seed=9)).save(p)
     rows.append({"path": p.name, "label": "ai", "generator": "sdx", "split": "train"})
-    with open(root / "m.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "generator", "split"])
-        w.writeheader()
-        w.writerows(rows)
-    return root / "m.csv"
+    return write_manifest(root / "m.csv", rows)
 
 
 def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_path: Path) -> None:
