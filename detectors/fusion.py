@@ -108,6 +108,23 @@ class Calibration:
         return float(apply_map(m, z)[0])
 
 
+    def pixel_evidence(self, results: Sequence[DetectorResult]) -> list[tuple[str, float]]:
+        """Each fused detector's own calibrated P(AI) under a ``max`` fusion, strongest first.
+
+        Empty for other fusion rules, or when no fused detector scored.
+        """
+        if self.fusion is None or self.fusion.get("rule") != "max":
+            return []
+        scored = {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
+        out = []
+        for name, a, b in zip(self.fusion["detectors"], self.fusion["weights"], self.fusion["biases"]):
+            if name in scored and a > 0:
+                p = min(max(scored[name], 1e-6), 1 - 1e-6)
+                z = float(a) * math.log(p / (1 - p)) + float(b)
+                out.append((name, 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))))
+        return sorted(out, key=lambda t: -t[1])
+
+
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Load a calibration JSON file; the shipped one when ``path`` is ``None``.
 
@@ -200,6 +217,13 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
         expl.append(
             f"Pixel evidence gives P(AI) = {score:.2f}, between the likely-real ({calibration.likely_real:.2f}) "
             f"and likely-AI ({calibration.likely_ai:.2f}) thresholds."
+        )
+
+    parts = calibration.pixel_evidence(results)
+    if len(parts) > 1:
+        expl.append(
+            f"The fused score follows the pixel detector with the strongest evidence, here {parts[0][0]} "
+            f"(then {', '.join(n for n, _ in parts[1:])})."
         )
 
     if label in ("likely_ai", "likely_real") and _UNRELIABLE_FLAGS.intersection(quality_flags):

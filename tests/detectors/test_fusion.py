@@ -66,3 +66,17 @@ def test_calibration_validation(tmp_path) -> None:
         load_calibration(tmp_path / "c.json")
     shipped = load_calibration()
     assert 0 <= shipped.likely_real <= shipped.likely_ai <= 1
+
+
+def test_max_fusion_names_the_detector_that_leads() -> None:
+    from detectors.fusion import fuse
+
+    cal = Calibration(
+        name="t", version="1", likely_ai=0.9, likely_real=0.1, target_fpr=0.01, target_miss=0.05,
+        fusion={"rule": "max", "detectors": ["a", "b"], "weights": [1.0, 1.0], "biases": [0.0, 0.0]},
+        score_map={"kind": "platt", "a": 1.0, "b": 0.0},
+    )  # fmt: skip
+    res = [DetectorResult(name="a", version="1", score=0.3), DetectorResult(name="b", version="1", score=0.8)]
+    assert [n for n, _ in cal.pixel_evidence(res)] == ["b", "a"]
+    v = fuse(res, cal)
+    assert v.score == pytest.approx(0.8) and any("here b (then a)" in e for e in v.explanations)
