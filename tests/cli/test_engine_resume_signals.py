@@ -84,6 +84,30 @@ def test_per_file_time_limit_kills_and_continues(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 60
 
 
+def test_a_hanging_file_times_out_while_the_batched_cnn_finishes_the_others(tmp_path: Path) -> None:
+    pytest.importorskip("timm")
+    from detectors.pipeline import Pipeline
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        name = "b_hang.png" if i == 2 else f"a_{i}.png"
+        Image.fromarray(textured(130, 140, seed=i)).save(d / name)
+    files = sorted(str(p) for p in d.iterdir())
+    eng = ProcessEngine(EngineConfig(("test_spectral", "test_cnn", "test_hang_some"), jobs=2, timeout_s=2.0, batch_images=2))
+    try:
+        recs = [_strip(a.record) for a in eng.map(files)]
+    finally:
+        eng.close()
+    assert [Path(r["file"]["path"]).name for r in recs] == [Path(f).name for f in files]
+    for f, r in zip(files, recs):
+        if "hang" in f:
+            assert r["status"] == "error" and r["error"]["code"] == "timeout"
+        else:
+            alone = _strip(Pipeline(("test_spectral", "test_cnn", "test_hang_some")).analyze_path(f).record)
+            assert r == alone and any(x["name"] == "cnn" and x["status"] == "ok" for x in r["detectors"])
+
+
 def test_resume_skips_unchanged_and_matches_uninterrupted_run(tmp_path: Path) -> None:
     d = _folder(tmp_path / "in", 4)
     runner = CliRunner()
