@@ -88,7 +88,9 @@ class EngineConfig:
         """The detectors that run batched outside the workers (none with ``stability``)."""
         if self.stability:
             return ()
-        return tuple(d for d in self.detectors if _batchable(d))
+        from detectors.base import is_batchable
+
+        return tuple(d for d in self.detectors if is_batchable(d))
 
     def build_finisher(self) -> Pipeline:
         """The pipeline that runs the batched detectors (with their networks) and fuses."""
@@ -102,17 +104,6 @@ class EngineConfig:
         if self.cnn_threads is not None:
             return self.cnn_threads
         return max(1, (os.cpu_count() or 1) - max(1, self.jobs))
-
-
-def _batchable(name: str) -> bool:
-    """Whether a registered detector can be split into prepare + score_batch."""
-    from detectors.base import create_detector
-
-    try:
-        det = create_detector(name, prepare_only=True)
-    except TypeError:
-        return False
-    return hasattr(det, "prepare") and hasattr(det, "score_batch")
 
 
 def _limit_threads(n: int) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Detector",
     "DetectorResult",
     "create_detector",
+    "is_batchable",
     "is_registered",
     "list_detectors",
     "register_detector",
@@ -99,18 +100,35 @@ class Detector(Protocol):
 
 
 _REGISTRY: dict[str, Callable[..., Detector]] = {}
+#: Names whose detectors split into ``prepare`` + ``score_batch`` (see :func:`register_detector`).
+_BATCHABLE: set[str] = set()
 
 
-def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
-    """Decorator registering a detector factory under ``name``."""
+def register_detector(name: str, *, batchable: bool = False) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+    """Decorator registering a detector factory under ``name``.
+
+    Args:
+        name: Registry name.
+        batchable: The detector has ``prepare(image)`` and ``score_batch(inputs)``,
+            and its factory accepts ``prepare_only=True`` (build without the
+            network), so engines can cut inputs in workers and batch the network.
+    """
 
     def deco(fn: Callable[..., Detector]) -> Callable[..., Detector]:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"detector {name!r} is already registered")
         _REGISTRY[name] = fn
+        if batchable:
+            _BATCHABLE.add(name)
         return fn
 
     return deco
+
+
+def is_batchable(name: str) -> bool:
+    """Whether the detector registered as ``name`` was registered ``batchable``."""
+    _ensure_builtin()
+    return name in _BATCHABLE
 
 
 def _ensure_builtin() -> None:

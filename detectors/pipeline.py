@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from detectors.base import Detector, DetectorResult, create_detector
+from detectors.base import Detector, DetectorResult, create_detector, is_batchable
 from detectors.fusion import Calibration, Verdict, fuse, load_calibration
 from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
@@ -132,19 +132,21 @@ class Pipeline:
     ) -> None:
         if defer and stability:
             raise ValueError("defer cannot be combined with stability")
-        unknown = [d for d in defer if d not in [x if isinstance(x, str) else x.name for x in detectors]]
+        unknown = sorted(set(defer) - {d for d in detectors if isinstance(d, str)})
         if unknown:
             raise ValueError(f"defer names detectors not in the pipeline: {unknown}")
-        self.detectors: list[Detector] = [
-            create_detector(d, prepare_only=True) if isinstance(d, str) and d in defer else create_detector(d) if isinstance(d, str) else d
-            for d in detectors
-        ]  # fmt: skip
-        self.deferred: frozenset[str] = frozenset(
-            det.name for det, spec in zip(self.detectors, detectors) if (spec if isinstance(spec, str) else spec.name) in defer
-        )
-        for det in self.detectors:
-            if det.name in self.deferred and not (hasattr(det, "prepare") and hasattr(det, "score_batch")):
-                raise ValueError(f"detector {det.name!r} cannot be deferred: it has no prepare/score_batch")
+        self.detectors: list[Detector] = []
+        deferred: set[str] = set()
+        for spec in detectors:
+            if isinstance(spec, str) and spec in defer:
+                if not is_batchable(spec):
+                    raise ValueError(f"detector {spec!r} cannot be deferred: it is not registered as batchable")
+                det = create_detector(spec, prepare_only=True)  # crops only: no network in this process
+                deferred.add(det.name)
+            else:
+                det = create_detector(spec) if isinstance(spec, str) else spec
+            self.detectors.append(det)
+        self.deferred: frozenset[str] = frozenset(deferred)
         self.calibration = calibration if calibration is not None else load_calibration()
         self.max_pixels = max_pixels
         self.stability = stability

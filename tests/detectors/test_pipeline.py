@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from _helpers import textured
@@ -84,3 +85,13 @@ def test_result_validation() -> None:
 
     with pytest.raises(ValueError, match="score must be in"):
         DetectorResult(name="x", version="1", score=1.5)
+
+
+def test_only_batchable_detectors_can_be_deferred() -> None:
+    from detectors import is_batchable
+
+    assert is_batchable("cnn") and is_batchable("test_cnn") and not is_batchable("spectral")
+    with pytest.raises(ValueError, match="not registered as batchable"):
+        Pipeline(("test_spectral",), defer=("test_spectral",))
+    with pytest.raises(ValueError, match="not in the pipeline"):
+        Pipeline(("test_spectral",), defer=("test_cnn",))
