@@ -63,6 +63,7 @@ __all__ = [
     "CropBox",
     "aggregate_logits",
     "crop_pixels",
+    "native_tiles",
     "select_crops",
     "shipped_config_path",
     "texture_energy",
@@ -217,6 +218,31 @@ def select_crops(
             break
         chosen.append(c)
     return chosen
+
+
+def native_tiles(regions: Sequence[np.ndarray], *, size: int, k: int, align: int = 8) -> list[np.ndarray]:
+    """The ``k`` most textured square tiles (see :func:`select_crops`), snapped to an ``align`` grid.
+
+    Snapping each tile's origin down to a multiple of ``align`` keeps a camera
+    JPEG's 8x8 block grid in place, so re-compressing a tile (or a fake made
+    from it) on the same grid behaves like the original file.
+
+    Args:
+        regions: Full-resolution regions, each ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+        size: Wanted tile side (clamped to the smallest region side), >= 8.
+        k: Most tiles, >= 1.
+        align: Grid the tile origins are snapped to, >= 1.
+
+    Returns:
+        Views into ``regions`` (not copies), most textured first.
+    """
+    if align < 1:
+        raise ValueError(f"align must be >= 1, got {align}")
+    out = []
+    for b in select_crops(regions, size=size, k=k):
+        top, left = b.top // align * align, b.left // align * align
+        out.append(regions[b.region][top : top + b.size, left : left + b.size])
+    return out
 
 
 def crop_pixels(regions: Sequence[np.ndarray], boxes: Sequence[CropBox]) -> np.ndarray:

@@ -65,6 +65,7 @@ from detectors.cnn import (
     AGGREGATIONS,
     aggregate_logits,
     crop_pixels,
+    native_tiles,
     select_crops,
     texture_energy,
 )
@@ -477,13 +478,7 @@ def _tiles(path: str, *, size: int, k: int, align: int) -> tuple[list[np.ndarray
     img = load_image(path)
     info = jpeg_info(img.data) if img.format in ("JPEG", "MPO") else None
     quality = info.quality if info is not None else None
-    boxes = select_crops(img.regions, size=size, k=k)
-    out = []
-    for b in boxes:
-        region = img.regions[b.region]
-        top, left = b.top // align * align, b.left // align * align
-        out.append(_to_u8(region[top : top + b.size, left : left + b.size]))
-    return out, quality
+    return [_to_u8(t) for t in native_tiles(img.regions, size=size, k=k, align=align)], quality
 
 
 def _cache_tiles(path: str, folder: Path, stem: str, *, size: int, k: int) -> tuple[list[str], int | None]:

@@ -107,7 +107,7 @@ def make_calibration_fakes(
 
     import torch
 
-    from detectors.cnn import select_crops
+    from detectors.cnn import native_tiles
     from forensics.io import load_image
     from forensics.jpeg import jpeg_info
     from generators.models import load_models
@@ -140,12 +140,9 @@ def make_calibration_fakes(
         if q is not None:
             qualities.append(q)
         if len(tiles) < n_reconstruct:
-            side = min(tile, *(min(r.shape[:2]) for r in img.regions))
-            if side >= 64:
-                b = select_crops(img.regions, size=side, k=1)[0]
-                top, left = b.top // 8 * 8, b.left // 8 * 8  # keep the camera's 8x8 JPEG grid
-                region = img.regions[b.region]
-                tiles.append((Path(s.path).stem, region[top : top + b.size, left : left + b.size], q or DEFAULT_QUALITY))
+            if min(min(r.shape[:2]) for r in img.regions) >= 64:
+                best = native_tiles(img.regions, size=tile, k=1, align=8)[0]  # keeps the camera's 8x8 JPEG grid
+                tiles.append((Path(s.path).stem, best, q or DEFAULT_QUALITY))
     if not qualities:
         qualities = [DEFAULT_QUALITY]
 

@@ -275,3 +275,18 @@ def test_shared_photo_tiles_keep_the_jpeg_grid(shared_data: Path) -> None:
     tiles, quality = _tiles(str(photo), size=128, k=2, align=8)
     assert tiles and all(t.shape == (128, 128, 3) and t.dtype == np.uint8 for t in tiles)
     assert quality is None or 1 <= quality <= 100
+
+
+def test_native_tiles_are_textured_crops_snapped_to_the_jpeg_grid() -> None:
+    from detectors.cnn import native_tiles
+
+    region = textured(203, 187, seed=4).astype(np.float32) / 255
+    boxes = select_crops((region,), size=64, k=3)
+    tiles = native_tiles((region,), size=64, k=3, align=8)
+    assert len(tiles) == 3
+    for b, t in zip(boxes, tiles):
+        top, left = b.top // 8 * 8, b.left // 8 * 8
+        assert t.shape == (64, 64, 3) and np.shares_memory(t, region)
+        assert np.array_equal(t, region[top : top + 64, left : left + 64])
+    with pytest.raises(ValueError, match="align"):
+        native_tiles((region,), size=64, k=1, align=0)
