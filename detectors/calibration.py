@@ -33,7 +33,7 @@ import numpy as np
 from detectors.fusion import Calibration
 from detectors.metrics import ece
 
-__all__ = ["CalibrationFit", "fit_calibration", "fit_isotonic", "fit_platt", "fusion_logits", "log_loss", "thresholds_for"]
+__all__ = ["CalibrationFit", "detector_logits", "fit_calibration", "fit_isotonic", "fit_platt", "fusion_logits", "log_loss", "thresholds_for"]
 
 _EPS = 1e-6
 
@@ -149,18 +149,28 @@ class CalibrationFit:
     chosen: str
 
 
+def detector_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
+    """Each detector's own Platt-calibrated logit under a ``max`` fusion.
+
+    Args:
+        scores: ``(N, K)`` P(AI), NaN where a detector gave no score.
+        fusion: A fitted fusion with ``rule == "max"``.
+
+    Returns:
+        ``float64`` ``(N, K)``; ``-inf`` where a detector gave no score.
+    """
+    a = np.asarray(fusion["weights"], dtype=np.float64)
+    b = np.asarray(fusion["biases"], dtype=np.float64)
+    return np.where(~np.isnan(scores), _logit(scores) * a + b, -np.inf)
+
+
 def fusion_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
     """Fused logits ``(N,)`` of ``(N, K)`` scores (NaN = no score) under a fitted fusion."""
-    z = _logit(scores)
-    present = ~np.isnan(scores)
     if fusion.get("rule", "logistic") == "max":
-        a = np.asarray(fusion["weights"], dtype=np.float64)
-        b = np.asarray(fusion["biases"], dtype=np.float64)
-        zk = np.where(present, z * a + b, -np.inf)
-        out = zk.max(axis=1)
+        out = detector_logits(scores, fusion).max(axis=1)
         return np.where(np.isfinite(out), out, 0.0)
     w = np.asarray(fusion["weights"], dtype=np.float64)
-    z = np.where(present, z, 0.0)
+    z = np.where(~np.isnan(scores), _logit(scores), 0.0)
     return (z * w).sum(axis=1) + fusion["bias"]
 
 

@@ -18,7 +18,6 @@ Rules, in order (false positives on real photos are the costliest error):
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -95,18 +94,16 @@ class Calibration:
         :func:`detectors.calibration.fusion_logits`); a detector that gave no
         score adds nothing.
         """
-        scored = {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
+        scored = _scored(results)
         if not scored:
             return None
         if self.fusion is None or not any(n in scored for n in self.fusion["detectors"]):
             return sum(scored.values()) / len(scored)
         from detectors.calibration import apply_map, fusion_logits
 
-        row = np.array([[scored.get(n, np.nan) for n in self.fusion["detectors"]]], dtype=np.float64)
-        z = fusion_logits(row, self.fusion)
+        z = fusion_logits(self._score_row(scored), self.fusion)
         m = self.score_map or {"kind": "identity"}
         return float(apply_map(m, z)[0])
-
 
     def pixel_evidence(self, results: Sequence[DetectorResult]) -> list[tuple[str, float]]:
         """Each fused detector's own calibrated P(AI) under a ``max`` fusion, strongest first.
@@ -115,14 +112,24 @@ class Calibration:
         """
         if self.fusion is None or self.fusion.get("rule") != "max":
             return []
-        scored = {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
-        out = []
-        for name, a, b in zip(self.fusion["detectors"], self.fusion["weights"], self.fusion["biases"]):
-            if name in scored and a > 0:
-                p = min(max(scored[name], 1e-6), 1 - 1e-6)
-                z = float(a) * math.log(p / (1 - p)) + float(b)
-                out.append((name, 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))))
+        from detectors.calibration import detector_logits
+
+        z = detector_logits(self._score_row(_scored(results)), self.fusion)[0]
+        out = [
+            (name, float(1.0 / (1.0 + np.exp(-np.clip(zk, -50.0, 50.0)))))
+            for name, zk, a in zip(self.fusion["detectors"], z, self.fusion["weights"])
+            if np.isfinite(zk) and a > 0
+        ]
         return sorted(out, key=lambda t: -t[1])
+
+    def _score_row(self, scored: dict[str, float]) -> np.ndarray:
+        """``(1, K)`` scores in the fusion's detector order, NaN where missing."""
+        assert self.fusion is not None
+        return np.array([[scored.get(n, np.nan) for n in self.fusion["detectors"]]], dtype=np.float64)
+
+
+def _scored(results: Sequence[DetectorResult]) -> dict[str, float]:
+    return {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
