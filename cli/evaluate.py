@@ -197,19 +197,12 @@ def _print_table(metrics: Sequence[Any], console: Console) -> None:
     console.print(t)
 
 
-def _run_identity(config: EvalConfig) -> dict[str, Any]:
-    """What the scores depend on: a resumed run must match it."""
-    from detectors.fusion import load_calibration
+def _check_run_identity(out: Path, detectors: tuple[str, ...], cal: Any) -> None:
+    """Refuse to resume into scores made with other detectors or another calibration."""
     from detectors.pipeline import DEFAULT_DETECTORS
 
-    cal = load_calibration(config.calibration_path) if config.calibration_path else load_calibration()
-    return {"detectors": list(config.detectors or DEFAULT_DETECTORS), "calibration": f"{cal.name} {cal.version}",
-            "calibration_sha256": hashlib.sha256(cal.to_json().encode()).hexdigest()}  # fmt: skip
-
-
-def _check_run_identity(out: Path, config: EvalConfig) -> None:
-    """Refuse to resume into scores made with other detectors or another calibration."""
-    ident = _run_identity(config)
+    ident = {"detectors": list(detectors or DEFAULT_DETECTORS), "calibration": f"{cal.name} {cal.version}",
+             "calibration_sha256": hashlib.sha256(cal.to_json().encode()).hexdigest()}  # fmt: skip
     path = out / "run.json"
     if (out / "scores.csv").exists():
         old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"detectors": "unknown", "calibration": "unknown"}
@@ -221,10 +214,8 @@ def _check_run_identity(out: Path, config: EvalConfig) -> None:
     path.write_text(json.dumps(ident, indent=1), encoding="utf-8")
 
 
-def _leakage_guard(samples: Sequence[Sample], calibration_path: str | None) -> dict[str, str]:
-    from detectors.fusion import load_calibration
-
-    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
+def _leakage_guard(samples: Sequence[Sample], cal: Any) -> dict[str, str]:
+    """Refuse samples whose sha256 is in the calibration set ``cal``; their hashes otherwise."""
     hashes = {s.path: file_sha256(s.path) for s in samples if os.path.exists(s.path)}
     seen = set(cal.calibration_hashes)
     leaked = [p for p, h in hashes.items() if h in seen]
@@ -262,11 +253,14 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
     config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), calibration_path, jobs, out_dir)
     err = Console(stderr=True)
     samples = _select(config)
-    _leakage_guard(samples, calibration_path)
+    from detectors.fusion import load_calibration
+
+    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
+    _leakage_guard(samples, cal)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores_path = out / "scores.csv"
-    _check_run_identity(out, config)
+    _check_run_identity(out, config.detectors, cal)
     previous = read_score_rows(scores_path) if scores_path.exists() else []
     done = {(r.path, r.perturbation) for r in previous if r.detector == "fused"}
     if previous:
@@ -288,10 +282,8 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
     keep = {(s.path, p) for s in samples for p in perts}
     rows = [r for r in read_score_rows(scores_path) if (r.path, r.perturbation) in keep]
     metrics = compute_metrics(rows)
-    from detectors.fusion import load_calibration
     from detectors.record import tool_info
 
-    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
     summary = {
         "tool": tool_info(),
         "command": "detect eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "detect eval",
