@@ -27,3 +27,16 @@ def shared_data() -> Path:
     return SHARED
 
 
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder of the tiny, seeded test generator (8x8 latents), written once per run."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from generators.config import tiny_generator_config
+    from generators.models import GeneratorModels, save_models
+
+    folder = tmp_path_factory.mktemp("tiny_generator_weights")
+    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), folder)
+    return folder

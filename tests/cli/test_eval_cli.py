@@ -4,7 +4,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -68,13 +67,8 @@ def test_eval_rejects_bad_perturbation(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "sepia" in r.output
 
 
-def test_calibrate_adds_fresh_generator_images(tmp_path: Path) -> None:
-    pytest.importorskip("diffusers")
-    from generators.config import tiny_generator_config
-    from generators.models import GeneratorModels, save_models
-
-    weights = tmp_path / "tiny"
-    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), weights)
+def test_calibrate_adds_fresh_generator_images(tmp_path: Path, tiny_generator_weights: Path) -> None:
+    weights = tiny_generator_weights
     manifest = _dataset(tmp_path)
     cal, keep = tmp_path / "cal.json", tmp_path / "generated"
     args = ["calibrate", str(manifest), "--split", "calib", "--perturb", "none", "--detector", "test_spectral", "-j", "0",

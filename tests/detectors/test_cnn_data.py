@@ -13,8 +13,6 @@ pytest.importorskip("diffusers")
 
 from _helpers import textured, write_manifest  # noqa: E402
 from detectors.cnn_train import TrainConfig, prepare_sources  # noqa: E402
-from generators.config import tiny_generator_config  # noqa: E402
-from generators.models import GeneratorModels, save_models  # noqa: E402
 
 
 def _manifest(root: Path) -> Path:
@@ -29,9 +27,8 @@ def _manifest(root: Path) -> Path:
     return write_manifest(root / "m.csv", rows)
 
 
-def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_path: Path) -> None:
-    weights = tmp_path / "gen"
-    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), weights)
+def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_path: Path, tiny_generator_weights: Path) -> None:
+    weights = tiny_generator_weights
     cfg = TrainConfig.from_dict(
         {
             "model": {"backbone": "test_resnet", "crop_size": 32, "n_crops": 2},

@@ -13,16 +13,12 @@ pytest.importorskip("diffusers")
 from _helpers import textured  # noqa: E402
 from datasets.samples import Sample  # noqa: E402
 from forensics.jpeg import jpeg_info  # noqa: E402
-from generators.config import tiny_generator_config  # noqa: E402
 from generators.fakes import make_calibration_fakes  # noqa: E402
-from generators.models import GeneratorModels, save_models  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_weights")
-    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), folder)
-    return folder
+@pytest.fixture
+def weights(tiny_generator_weights: Path) -> Path:
+    return tiny_generator_weights
 
 
 def _reals(folder: Path) -> list[Sample]:

@@ -16,25 +16,11 @@ pytest.importorskip("diffusers")
 from _helpers import textured  # noqa: E402
 from cli.main import main  # noqa: E402
 from generators.config import TrainConfig, tiny_generator_config  # noqa: E402
-from generators.models import GeneratorModels, save_models  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and 2 threads crawl when another job holds a core."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_weights")
-    save_models(GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0), folder)
-    return folder
+@pytest.fixture
+def weights(tiny_generator_weights: Path) -> Path:
+    return tiny_generator_weights
 
 
 @pytest.fixture

@@ -22,17 +22,6 @@ from generators.tiling import tile_starts, tiled_apply  # noqa: E402
 from generators.train import load_optimizer, save_optimizer  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and 2 threads crawl when another job holds a core."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models() -> GeneratorModels:
     return GeneratorModels.from_config(tiny_generator_config(), device="cpu", seed=0)
