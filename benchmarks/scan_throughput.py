@@ -84,10 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.folder) if args.folder else make_folder(Path(tmp))
         files = [e.path for e in iter_files([str(folder)]) if not e.error]
-        mpix = 0.0
-        for f in files:
-            with Image.open(f) as im:
-                mpix += im.size[0] * im.size[1] / 1e6
+        sizes = {f: _mp(f) for f in files}
+        mpix = sum(sizes.values())
         prov = Pipeline(tuple(n for n in PROVENANCE_SPECTRAL if is_registered(n)))
         full = Pipeline(DEFAULT_DETECTORS)
         # One torch thread, as the engine gives its CNN stage on a 2-core machine: idle OpenMP
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, t in med.items():
             print(f"{k:>22}: {len(files) / t:7.2f} img/s {mpix / t:7.1f} MP/s   ratio to decode-only rate {floor / t:5.2f}")
         # the same ratio for the large files and for the rest (per-file costs weigh on small ones)
-        big = [f for f in files if _mp(f) >= 4.0]
+        big = [f for f in files if sizes[f] >= 4.0]
         rest = [f for f in files if f not in big]
         for label, group in (("files >= 4 MP", big), ("files < 4 MP", rest)):
             if group:
