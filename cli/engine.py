@@ -19,6 +19,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -77,12 +78,14 @@ class EngineConfig:
         if self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
 
-    def build_pipeline(self, *, defer: bool = False) -> Pipeline:
-        """The pipeline every worker runs; with ``defer``, batchable detectors are only prepared."""
+    def _calibration(self) -> Any:
         from detectors.fusion import load_calibration
 
-        cal = load_calibration(self.calibration_path) if self.calibration_path else None
-        return Pipeline(self.detectors, calibration=cal, stability=self.stability, defer=self.batched() if defer else ())
+        return load_calibration(self.calibration_path) if self.calibration_path else None
+
+    def build_pipeline(self, *, defer: bool = False) -> Pipeline:
+        """The pipeline every worker runs; with ``defer``, batchable detectors are only prepared."""
+        return Pipeline(self.detectors, calibration=self._calibration(), stability=self.stability, defer=self.batched() if defer else ())
 
     def batched(self) -> tuple[str, ...]:
         """The detectors that run batched outside the workers (none with ``stability``)."""
@@ -94,10 +97,7 @@ class EngineConfig:
 
     def build_finisher(self) -> Pipeline:
         """The pipeline that runs the batched detectors (with their networks) and fuses."""
-        from detectors.fusion import load_calibration
-
-        cal = load_calibration(self.calibration_path) if self.calibration_path else None
-        return Pipeline(self.batched(), calibration=cal)
+        return Pipeline(self.batched(), calibration=self._calibration())
 
     def stage_threads(self) -> int:
         """torch threads of the batched stage."""
@@ -235,7 +235,12 @@ class ProcessEngine:
             wait = min(self.config.timeout_s, max(0.05, self.config.timeout_s - (time.monotonic() - soonest)))
             if batches:
                 wait = min(wait, 0.02)
-            ready = mp.connection.wait(list(conns), timeout=wait) if conns else (time.sleep(0.005) or [])
+            if conns:
+                ready = mp.connection.wait(list(conns), timeout=wait)
+            else:  # every worker idle: only the batched stage is working
+                ready = []
+                if batches:
+                    futures_wait([batches[0][1]], timeout=wait)
             for conn in ready:
                 slot = conns[conn]
                 w, idx = busy[slot]
