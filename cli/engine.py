@@ -212,7 +212,7 @@ class ProcessEngine:
         todo = deque(enumerate(paths))
         results: dict[int, Analysis | PartialAnalysis] = {}  # from the workers
         finished: dict[int, Analysis] = {}  # after the batched stage
-        batches: deque[tuple[list[int], Future[list[Analysis]]]] = deque()
+        batches: deque[tuple[list[int], list[str], Future[list[Analysis]]]] = deque()
         next_out = next_submit = 0
         busy: dict[int, tuple[_Worker, int]] = {}  # worker slot -> (worker, index)
         idle = list(range(len(self._workers)))
@@ -240,7 +240,7 @@ class ProcessEngine:
             else:  # every worker idle: only the batched stage is working
                 ready = []
                 if batches:
-                    futures_wait([batches[0][1]], timeout=wait)
+                    futures_wait([batches[0][2]], timeout=wait)
             for conn in ready:
                 slot = conns[conn]
                 w, idx = busy[slot]
@@ -273,12 +273,12 @@ class ProcessEngine:
                     self._workers[slot] = _Worker(self._ctx, self.config)
                     del busy[slot]
                     idle.append(slot)
-            while batches and batches[0][1].done():
-                run, fut = batches.popleft()
+            while batches and batches[0][2].done():
+                run, paths, fut = batches.popleft()
                 try:
                     outs = fut.result()
                 except Exception as exc:  # noqa: BLE001 - the stage failing loses no record
-                    outs = [self._error("?", "internal_error", f"batched stage failed: {type(exc).__name__}: {exc}") for _ in run]
+                    outs = [self._error(p, "internal_error", f"{p}: batched stage failed: {type(exc).__name__}: {exc}") for p in paths]
                 finished.update(zip(run, outs))
             # hand consecutive results to the batched stage (dynamic batching): a full batch; or
             # whatever is ready when the stage is idle, so it never waits while work is ready; or
@@ -293,7 +293,8 @@ class ProcessEngine:
                 if len(run) < batch and j in running and batches:
                     break
                 items = [results.pop(i) for i in run]
-                batches.append((run, self._stage.submit(self._finisher.finish, items)))
+                paths = [it.file["path"] if isinstance(it, PartialAnalysis) else it.record["file"]["path"] for it in items]
+                batches.append((run, paths, self._stage.submit(self._finisher.finish, items)))
                 next_submit = j
             while next_out in finished:
                 yield finished.pop(next_out)

@@ -108,6 +108,24 @@ def test_a_hanging_file_times_out_while_the_batched_cnn_finishes_the_others(tmp_
             assert r == alone and any(x["name"] == "cnn" and x["status"] == "ok" for x in r["detectors"])
 
 
+def test_a_failing_batched_stage_gives_error_records_naming_each_file(tmp_path: Path) -> None:
+    pytest.importorskip("timm")
+    files = sorted(str(p) for p in _folder(tmp_path / "in", 3).iterdir() if p.name != "broken.png")
+    eng = ProcessEngine(EngineConfig(("test_spectral", "test_cnn"), jobs=1, batch_images=2))
+
+    def boom(items: list) -> list:
+        raise RuntimeError("out of memory")
+
+    eng._finisher.finish = boom  # type: ignore[method-assign]
+    try:
+        recs = [a.record for a in eng.map(files)]
+    finally:
+        eng.close()
+    assert [r["file"]["path"] for r in recs] == files
+    for f, r in zip(files, recs):
+        assert r["status"] == "error" and f in r["error"]["message"] and "out of memory" in r["error"]["message"]
+
+
 def test_resume_skips_unchanged_and_matches_uninterrupted_run(tmp_path: Path) -> None:
     d = _folder(tmp_path / "in", 4)
     runner = CliRunner()
