@@ -58,17 +58,23 @@ def fit_platt(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iterations: int
     """
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    beta = np.zeros(2)
     x = np.stack([z, np.ones_like(z)], axis=1)
+    beta = _logistic(x, y, np.full(2, l2), iterations=iterations)
+    return {"kind": "platt", "a": float(beta[0]), "b": float(beta[1])}
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, reg: np.ndarray, *, iterations: int = 100, jitter: float = 0.0) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method; ``reg`` per coefficient, ``jitter`` on the Hessian diagonal."""
+    beta = np.zeros(x.shape[1])
     for _ in range(iterations):
         p = 1 / (1 + np.exp(-np.clip(x @ beta, -50, 50)))
-        g = x.T @ (p - y) + l2 * beta
-        h = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(2)
+        g = x.T @ (p - y) + reg * beta
+        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg + jitter)
         step = np.linalg.solve(h, g)
         beta -= step
         if np.abs(step).max() < 1e-10:
             break
-    return {"kind": "platt", "a": float(beta[0]), "b": float(beta[1])}
+    return beta
 
 
 def fit_isotonic(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -174,19 +180,6 @@ def fusion_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
     return (z * w).sum(axis=1) + fusion["bias"]
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, reg: np.ndarray) -> np.ndarray:
-    beta = np.zeros(x.shape[1])
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-np.clip(x @ beta, -50, 50)))
-        g = x.T @ (p - y) + reg * beta
-        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg + 1e-9)
-        step = np.linalg.solve(h, g)
-        beta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return beta
-
-
 def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, rule: str = "logistic", l2: float = 1.0) -> dict[str, Any]:
     """Fit a fusion rule on ``(N, K)`` scores (NaN = no score, which adds no evidence).
 
@@ -214,7 +207,7 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
         x = np.hstack([z[:, active], np.ones((len(z), 1))])
         reg = np.full(x.shape[1], l2)
         reg[-1] = 0
-        beta = _logistic(x, y, reg)
+        beta = _logistic(x, y, reg, jitter=1e-9)
         worst = int(np.argmin(beta[:-1]))
         if beta[worst] >= 0 or len(active) == 1:
             break
