@@ -2,9 +2,14 @@
 
 AUC is the Mann-Whitney statistic (ties count one half). ECE is the expected
 calibration error with equal-width bins: C. Guo et al., "On Calibration of
-Modern Neural Networks", ICML 2017. TPR at 1% FPR uses the smallest threshold
-whose FPR on the negatives is at most 1%, so with fewer than 100 negatives it
-is the TPR above the highest-scoring negative.
+Modern Neural Networks", ICML 2017.
+
+Thresholds at a target false-positive rate follow one rule everywhere
+(:func:`threshold_at_fpr`): an image is flagged when its score is ``>=`` the
+threshold, and the threshold is the smallest value at which the fraction of
+real scores ``>=`` it is at most the target (tied reals count against it). TPR
+at 1% FPR is measured at that threshold, so with fewer than 100 negatives it
+is the TPR strictly above the highest-scoring negative.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["BinaryMetrics", "auc", "average_precision", "binary_metrics", "ece", "roc_curve", "tpr_at_fpr"]
+__all__ = ["BinaryMetrics", "auc", "average_precision", "binary_metrics", "ece", "roc_curve", "threshold_at_fpr", "tpr_at_fpr"]
 
 
 def _check(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,17 +77,59 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float((prec * ys).sum() / ys.sum())
 
 
+def threshold_at_fpr(real_scores: np.ndarray, *, target_fpr: float) -> float:
+    """The decision threshold that keeps the false-positive rate on ``real_scores`` at or below ``target_fpr``.
+
+    The rule: an image is flagged when ``score >= threshold``, and the
+    threshold is the smallest float64 such that the fraction of real scores
+    ``>=`` it is at most ``target_fpr``. With ``k`` the largest count with
+    ``k / n <= target_fpr`` (at most ``k`` reals may be flagged), that is the
+    next float above the ``(k + 1)``-th highest real score: every real tied
+    with that score stays below the threshold, so ties never push the
+    false-positive rate over the target. ``target_fpr = 0`` puts the
+    threshold just above the highest real score.
+
+    The result can exceed 1 when a real scored exactly 1; callers that store
+    thresholds in ``[0, 1]`` clamp it (and those reals are then flagged).
+
+    Args:
+        real_scores: ``(n,)`` scores of real (negative) images, any float
+            range, ``n >= 1``, no NaN.
+        target_fpr: Target false-positive rate, in ``[0, 1)``.
+
+    Returns:
+        The threshold, a Python ``float``.
+
+    Raises:
+        ValueError: If ``target_fpr`` is outside ``[0, 1)``, or ``real_scores``
+            is empty or holds NaN.
+    """
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f"target_fpr must be in [0, 1), got {target_fpr}")
+    neg = np.sort(np.asarray(real_scores, dtype=np.float64).ravel())
+    n = len(neg)
+    if n == 0:
+        raise ValueError("threshold_at_fpr needs at least one real score, got none")
+    if np.isnan(neg).any():
+        raise ValueError(f"real_scores hold {int(np.isnan(neg).sum())} NaN value(s)")
+    k = int(np.floor(target_fpr * n))  # reals allowed at or above the threshold
+    # floor(target * n) can land one short (0.29 * 100 = 28.999...); k / n <= target is the test itself
+    while k + 1 < n and (k + 1) / n <= target_fpr:
+        k += 1
+    while k > 0 and k / n > target_fpr:
+        k -= 1
+    return float(np.nextafter(neg[n - 1 - k], np.inf))
+
+
 def tpr_at_fpr(y: np.ndarray, p: np.ndarray, *, fpr: float = 0.01) -> float:
-    """TPR at the lowest threshold whose FPR on negatives is <= ``fpr``."""
+    """TPR at :func:`threshold_at_fpr` of the negatives for ``fpr`` (``>=`` the threshold counts as positive)."""
     y, p = _check(y, p)
     if not 0 <= fpr < 1:
         raise ValueError(f"fpr must be in [0, 1), got {fpr}")
-    neg, pos = np.sort(p[y == 0]), p[y == 1]
+    neg, pos = p[y == 0], p[y == 1]
     if len(neg) == 0 or len(pos) == 0:
         return float("nan")
-    k = int(np.floor(fpr * len(neg)))  # negatives allowed above the threshold
-    thr = neg[len(neg) - 1 - k]
-    return float((pos > thr).mean())
+    return float((pos >= threshold_at_fpr(neg, target_fpr=fpr)).mean())
 
 
 def ece(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> float:
