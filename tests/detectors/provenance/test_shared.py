@@ -10,7 +10,9 @@ from detectors import create_detector
 from detectors.provenance import PROVENANCE_DETECTORS
 from forensics.io import load_image
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from _helpers import SHARED
+
+DATA = SHARED
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
 
 PROV = DATA / "provenance"
