@@ -11,7 +11,11 @@ Rules, in order (false positives on real photos are the costliest error):
 3. A ``strong`` provenance claim floors the label at ``likely_ai``.
 4. Quality flags that make pixel evidence unreliable (tiny image) cap the
    pixel verdict at ``inconclusive``; they never raise it.
-5. Missing provenance is neutral, and camera metadata never lowers a pixel
+5. An ``unstable`` quality flag (the pixel label flipped under a mild JPEG
+   re-save or resize, see :class:`detectors.pipeline.Pipeline`) caps a
+   ``likely_ai``/``likely_real`` set by the pixel evidence at ``inconclusive``,
+   ``decided_by: "stability"``.
+6. Missing provenance is neutral, and camera metadata never lowers a pixel
    score: it is shown beside it. Pixels alone never confirm a photo is real.
 """
 
@@ -27,6 +31,7 @@ import numpy as np
 
 from detectors.base import DetectorResult
 from detectors.record import LABEL_RANK
+from forensics.io import QualityFlag
 
 __all__ = ["Calibration", "Verdict", "fuse", "load_calibration"]
 
@@ -175,13 +180,13 @@ def _raise_to(label: str, floor: str) -> str:
     return floor if LABEL_RANK[floor] > LABEL_RANK[label] else label
 
 
-def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality_flags: Sequence[str] = ()) -> Verdict:
+def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality_flags: Sequence[QualityFlag] = ()) -> Verdict:
     """Combine detector results into a verdict (see the module docstring for the rules).
 
     Args:
         results: Results of every detector run on the image.
         calibration: Thresholds on the fused score.
-        quality_flags: Codes of the image's quality flags.
+        quality_flags: The image's quality flags (``small_image`` and ``unstable`` cap the pixel verdict).
 
     Returns:
         A :class:`Verdict`.
@@ -233,7 +238,8 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
             f"(then {', '.join(n for n, _ in parts[1:])})."
         )
 
-    if label in ("likely_ai", "likely_real") and _UNRELIABLE_FLAGS.intersection(quality_flags):
+    codes = {f.code for f in quality_flags}
+    if label in ("likely_ai", "likely_real") and _UNRELIABLE_FLAGS & codes:
         label = "inconclusive"
         expl.append("The image is too small for reliable pixel evidence, so the verdict is capped at inconclusive.")
 
@@ -254,4 +260,7 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
         )
     if not ai_claims:
         expl.append("No AI provenance was found; missing provenance is neutral, not evidence of a real photo.")
+    unstable = next((f for f in quality_flags if f.code == "unstable"), None)
+    if unstable is not None and decided == "fusion" and label in ("likely_ai", "likely_real"):
+        return Verdict("inconclusive", score, "stability", (f"The verdict is not stable: {unstable.message}.", *expl))
     return Verdict(label, score, decided, tuple(expl))

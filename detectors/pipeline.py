@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from detectors.base import Detector, DetectorResult, create_detector, is_batchable
-from detectors.fusion import Calibration, Verdict, fuse, load_calibration
+from detectors.fusion import Calibration, fuse, load_calibration
 from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
@@ -206,7 +206,7 @@ class Pipeline:
             return Analysis(self._error(name, exc.code, str(exc), t0, size=len(data)))
         return self.start_image(image, visuals=visuals, t0=t0, load_s=time.perf_counter() - t0)
 
-    def _stability_flip(self, image: LoadedImage, results: list[DetectorResult], label: str, codes: list[str]) -> str | None:
+    def _stability_flip(self, image: LoadedImage, results: list[DetectorResult], label: str, flags: list[QualityFlag]) -> str | None:
         """Re-score after a JPEG q90 re-save and a 0.75x resize; describe the first label flip, if any."""
         from dataclasses import replace
 
@@ -224,7 +224,7 @@ class Pipeline:
                     new.append(d.analyze(variant))
                 except Exception:  # noqa: BLE001 - a failing re-score is not a flip
                     continue
-            v = fuse(others + new, self.calibration, quality_flags=codes)
+            v = fuse(others + new, self.calibration, quality_flags=flags)
             if v.label != label:
                 return f"{label} becomes {v.label} after {name}"
         return None
@@ -274,10 +274,9 @@ class Pipeline:
         detect_s = time.perf_counter() - t_det
         flags = image_quality_flags(image)
         if self.stability:
-            codes = [f.code for f in flags]
-            verdict = fuse(results, self.calibration, quality_flags=codes)
+            verdict = fuse(results, self.calibration, quality_flags=flags)
             if verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
-                flip = self._stability_flip(image, results, verdict.label, codes)
+                flip = self._stability_flip(image, results, verdict.label, flags)
                 if flip is not None:
                     flags.append(QualityFlag("unstable", flip))
         file = {
@@ -333,13 +332,7 @@ class Pipeline:
 
     def _record(self, it: PartialAnalysis, results: list[DetectorResult], extra_s: float) -> Analysis:
         flags = list(it.flags)
-        codes = [f.code for f in flags if f.code != "unstable"]
-        verdict = fuse(results, self.calibration, quality_flags=codes)
-        unstable = next((f for f in flags if f.code == "unstable"), None)
-        if unstable is not None and verdict.decided_by == "fusion" and verdict.label in ("likely_ai", "likely_real"):
-            verdict = Verdict(
-                "inconclusive", verdict.score, "stability", (f"The verdict is not stable: {unstable.message}.", *verdict.explanations)
-            )
+        verdict = fuse(results, self.calibration, quality_flags=flags)
         expl = list(verdict.explanations)
         for r in results:
             if r.status == "error":

@@ -4,7 +4,9 @@ import pytest
 
 from detectors.base import DetectorResult
 from detectors.fusion import Calibration, fuse, load_calibration
+from forensics.io import QualityFlag
 
+SMALL = QualityFlag("small_image", "tiny")
 CAL = Calibration(name="t", version="t1", likely_ai=0.8, likely_real=0.2)
 
 
@@ -49,8 +51,8 @@ def test_weak_ai_claim_does_not_confirm() -> None:
 
 
 def test_small_image_caps_pixel_verdict() -> None:
-    assert fuse([px(0.95)], CAL, quality_flags=["small_image"]).label == "inconclusive"
-    assert fuse([px(0.05)], CAL, quality_flags=["small_image"]).label == "inconclusive"
+    assert fuse([px(0.95)], CAL, quality_flags=[SMALL]).label == "inconclusive"
+    assert fuse([px(0.05)], CAL, quality_flags=[SMALL]).label == "inconclusive"
 
 
 def test_no_detector_scored() -> None:
@@ -80,3 +82,17 @@ def test_max_fusion_names_the_detector_that_leads() -> None:
     assert [n for n, _ in cal.pixel_evidence(res)] == ["b", "a"]
     v = fuse(res, cal)
     assert v.score == pytest.approx(0.8) and any("here b (then a)" in e for e in v.explanations)
+
+
+def test_unstable_caps_pixel_verdict_only() -> None:
+    flip = QualityFlag("unstable", "likely_ai becomes inconclusive after a 0.75x resize")
+    v = fuse([px(0.95)], CAL, quality_flags=[flip])
+    assert (v.label, v.decided_by, v.score) == ("inconclusive", "stability", 0.95)
+    assert v.explanations[0] == "The verdict is not stable: likely_ai becomes inconclusive after a 0.75x resize."
+    assert v.explanations[1:] == fuse([px(0.95)], CAL).explanations
+    assert fuse([px(0.05)], CAL, quality_flags=[flip]).label == "inconclusive"
+    assert fuse([px(0.5)], CAL, quality_flags=[flip]).decided_by == "fusion"  # already inconclusive
+    # provenance decisions are not pixel verdicts: the flag does not touch them
+    assert fuse([px(0.1), prov("ai_generated", "proof", "generator_metadata")], CAL, quality_flags=[flip]).label == "ai_confirmed"
+    v = fuse([px(0.5), prov("ai_generated", "strong", "watermark")], CAL, quality_flags=[flip])
+    assert (v.label, v.decided_by) == ("likely_ai", "watermark")
