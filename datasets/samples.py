@@ -93,7 +93,9 @@ def discover_folder(root: str | os.PathLike[str]) -> list[Sample]:
 def read_manifest(path: str | os.PathLike[str]) -> list[Sample]:
     """Samples from a CSV manifest (path,label,generator[,split][,source]) or a JSON list.
 
-    Relative paths are resolved against the manifest's folder.
+    Relative paths are resolved against the manifest's folder. Rows whose
+    ``label`` is empty or JSON ``null`` describe files that are not samples (the
+    shared ``data2`` manifest lists its TAEF2 weights that way) and are skipped.
 
     Raises:
         ValueError: On a missing column or bad label, naming the row.
@@ -110,6 +112,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Sample]:
     for i, row in enumerate(rows, start=1):
         if "path" not in row or "label" not in row:
             raise ValueError(f"{path}: row {i} lacks a 'path' or 'label' column")
+        if row["label"] in (None, ""):
+            continue
         p = Path(str(row["path"]))
         gen = row.get("generator") or None
         src = row.get("source") or gen or ("real" if row["label"] == "real" else None)

@@ -59,3 +59,18 @@ def test_shared_manifest(shared_data: Path) -> None:
     s = load_dataset(shared_data / "manifest.json")
     assert {x.label for x in s} == {"real", "ai"}
     assert all(Path(x.path).exists() for x in s)
+
+
+def test_rows_without_a_label_are_not_samples(tmp_path: Path) -> None:
+    rows = [{"path": "a.png", "label": "real"}, {"path": "w/model.pth", "label": None}, {"path": "b.png", "label": "ai"}]
+    (tmp_path / "m.json").write_text(json.dumps(rows))
+    assert [Path(s.path).name for s in read_manifest(tmp_path / "m.json")] == ["a.png", "b.png"]
+
+
+def test_shared_data2_manifest(shared_data: Path) -> None:
+    m = shared_data.parent / "data2" / "manifest.json"
+    if not m.exists():
+        pytest.skip("../shared/data2 is absent")
+    s = load_dataset(m)
+    assert {x.label for x in s} == {"real", "ai"} and len(s) > 400
+    assert all(Path(x.path).exists() for x in s)
