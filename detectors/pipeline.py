@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from detectors.base import Detector, DetectorResult, create_detector, is_batchable
 from detectors.fusion import Calibration, fuse, load_calibration
-from detectors.record import SCHEMA_VERSION, Visuals, display_path, error_record, tool_info
+from detectors.record import FileInfo, ImageRecord, Timing, Visuals, error_record
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
 
@@ -279,17 +279,7 @@ class Pipeline:
                 flip = self._stability_flip(image, results, verdict.label, flags)
                 if flip is not None:
                     flags.append(QualityFlag("unstable", flip))
-        file = {
-            "path": display_path(image.path or ""),
-            "sha256": image.sha256,
-            "format": image.format,
-            "width": image.width,
-            "height": image.height,
-            "bytes": len(image.data),
-            "mode": image.mode,
-            "frames": image.n_frames,
-            "mtime_ns": None,
-        }
+        file = FileInfo.of_image(image).to_json()
         vis = _make_visuals(image, spectral_feats) if visuals else None
         order = tuple(d.name for d in self.detectors)
         return PartialAnalysis(file, results, flags, pending, load_s, detect_s, time.perf_counter() - t0, vis, order)
@@ -337,27 +327,18 @@ class Pipeline:
         for r in results:
             if r.status == "error":
                 expl.append(f"Detector {r.name} failed: {r.message}")
-        record: dict[str, Any] = {
-            "record_type": "image",
-            "schema_version": SCHEMA_VERSION,
-            "tool": tool_info(),
-            "file": dict(it.file),
-            "status": "ok",
-            "error": None,
-            "label": verdict.label,
-            "score": None if verdict.score is None else round(float(verdict.score), 6),
-            "decided_by": verdict.decided_by,
-            "detectors": [r.to_dict() for r in results],
-            "quality_flags": [{"code": f.code, "message": f.message} for f in flags],
-            "explanations": expl,
-            "calibration": self.calibration.to_dict(),
-            "timing": {
-                "load_s": round(it.load_s, 6),
-                "detect_s": round(it.detect_s + extra_s, 6),
-                "total_s": round(it.elapsed_s + extra_s, 6),
-            },
-        }
-        return Analysis(record, it.visuals)
+        record = ImageRecord(
+            file=FileInfo.from_json(it.file),
+            label=verdict.label,
+            score=verdict.score,
+            decided_by=verdict.decided_by,
+            detectors=tuple(results),
+            quality_flags=tuple(flags),
+            explanations=tuple(expl),
+            calibration=self.calibration.to_dict(),
+            timing=Timing(load_s=it.load_s, detect_s=it.detect_s + extra_s, total_s=it.elapsed_s + extra_s),
+        )
+        return Analysis(record.to_json(), it.visuals)
 
 
 def _failed(det: Any, exc: BaseException, t0: float, *, name: str | None = None) -> DetectorResult:
