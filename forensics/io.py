@@ -8,6 +8,16 @@ Huge images are never resized: resampling destroys the high-frequency traces
 that the detectors look for. Images above ``max_full_pixels`` are analysed on a
 bounded number of full-resolution regions instead, and images above
 ``max_pixels`` are refused as decompression bombs before any pixel is decoded.
+
+Two more bounds hold whatever a header claims. Only the formats the README
+lists are opened (``SUPPORTED_FORMATS``); Pillow's other plugins (EPS, which
+hands PostScript to Ghostscript, JPEG 2000, ICO, PSD, ...) are never run, and
+such a file is an ``unsupported_format`` error. And each file has a memory
+budget (``max_decode_bytes``): the decoded raster that the header implies,
+counted the way Pillow stores it, must fit, or the file is refused as
+``too_large`` before any pixel is decoded. The report thumbnail is made from a
+reduced decode or an integer reduction of the decoded raster, never from a
+full-size conversion.
 """
 
 from __future__ import annotations
@@ -24,13 +34,17 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "DEFAULT_MAX_DECODE_BYTES",
     "DEFAULT_MAX_FULL_PIXELS",
     "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_FORMATS",
     "ImageLoadError",
     "LoadedImage",
     "QualityFlag",
     "load_image",
     "load_image_bytes",
+    "make_thumbnail",
+    "read_thumbnail",
     "to_float_rgb",
 ]
 
@@ -44,6 +58,13 @@ REGION_SIZE = 1024
 MAX_REGIONS = 9
 #: Files larger than this are refused without being read whole.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+#: Per-file memory budget: the decoded raster a header implies must fit in this many bytes.
+#: 640 MiB is 167 MP of RGB (Pillow keeps 4 bytes per RGB pixel) or 671 MP of grey or palette
+#: pixels; with a worker's detectors loaded (about 0.8 GB) a file then peaks below 1.5 GB.
+DEFAULT_MAX_DECODE_BYTES = 640 * 1024 * 1024
+#: Pillow plugins that may open a file: the formats the README lists (MPO is opened by
+#: the JPEG plugin; HEIF/HEIC by pillow-heif). Nothing else is ever parsed or decoded.
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF")
 
 _HEIF_REGISTERED = False
 
@@ -204,22 +225,48 @@ def _region_boxes(width: int, height: int, size: int, count: int) -> list[tuple[
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+#: Pillow's in-memory bytes per pixel for each mode (RGB is stored as 4 bytes).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+#: Formats whose decoder holds its own full-size buffer besides Pillow's raster.
+_DOUBLE_BUFFERED = frozenset({"HEIF", "AVIF"})
+#: Modes that ``Image.reduce`` handles; others are thinned by nearest-neighbour sampling.
+_REDUCIBLE = frozenset({"L", "LA", "La", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F"})
+#: At most this many distinct decoder warnings become quality flags.
+_MAX_WARNING_FLAGS = 5
 
 
 def _open(data: bytes) -> Image.Image:
-    """``Image.open`` with Pillow's own bomb check off: ours is explicit and applied to the header."""
+    """``Image.open`` limited to ``SUPPORTED_FORMATS``, with Pillow's own bomb check off
+    (ours is explicit, applied to the header and the memory budget)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
+        Image.init()
+        allowed = [f for f in SUPPORTED_FORMATS if f in Image.OPEN]  # MPO is opened by the JPEG plugin
         try:
-            return Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(data), formats=allowed)
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
 
 
-def _strip_png_text(data: bytes) -> bytes:
-    """A copy of PNG bytes without text chunks (tEXt, zTXt, iTXt); other chunks are kept verbatim."""
+def _identify_other_format(data: bytes) -> str | None:
+    """The Pillow format that claims ``data`` by its magic bytes alone (no plugin is run), if any."""
+    Image.init()
+    prefix = data[:16]
+    for fmt, (_, accept) in Image.OPEN.items():
+        if fmt in SUPPORTED_FORMATS or accept is None:
+            continue
+        try:
+            if accept(prefix):
+                return fmt
+        except Exception:  # noqa: BLE001 - an accept function that dislikes a short prefix
+            continue
+    return None
+
+
+def _strip_png_chunks(data: bytes, kinds: tuple[bytes, ...]) -> bytes:
+    """A copy of PNG bytes without the chunks of ``kinds``; other chunks are kept verbatim."""
     out = [data[:8]]
     pos = 8
     while pos + 12 <= len(data):
@@ -229,14 +276,19 @@ def _strip_png_text(data: bytes) -> bytes:
         if end > len(data):
             out.append(data[pos:])
             break
-        if kind not in _PNG_TEXT_CHUNKS:
+        if kind not in kinds:
             out.append(data[pos:end])
         pos = end
     return b"".join(out)
 
 
+def _strip_png_text(data: bytes) -> bytes:
+    """A copy of PNG bytes without text chunks (tEXt, zTXt, iTXt); other chunks are kept verbatim."""
+    return _strip_png_chunks(data, _PNG_TEXT_CHUNKS)
+
+
 class _TextTooLarge(Exception):
-    """Pillow refused an oversized PNG text chunk."""
+    """Pillow refused an oversized PNG text chunk or ICC profile (both are capped at 1 MB inflated)."""
 
 
 def _is_text_limit(data: bytes, exc: Exception) -> bool:
@@ -244,16 +296,52 @@ def _is_text_limit(data: bytes, exc: Exception) -> bool:
     return data.startswith(_PNG_SIGNATURE) and ("max_text_chunk" in msg or "text chunks" in msg)
 
 
-def _decode(data: bytes, path: str | None, max_pixels: int) -> Image.Image:
-    """Open, check the header against ``max_pixels``, then decode the first frame.
+def _decoded_bytes(im: Image.Image) -> int:
+    """Bytes of the raster Pillow will allocate for ``im`` (plus a decoder's own copy, where it keeps one)."""
+    w, h = im.size
+    per = _BYTES_PER_PIXEL.get(im.mode, 4)
+    copies = 2 if (im.format or "").upper() in _DOUBLE_BUFFERED else 1
+    if _header_orientation(im) not in (1, None):
+        copies += 1  # exif_transpose makes a rotated copy
+    return w * h * per * copies
+
+
+def _header_orientation(im: Image.Image) -> int | None:
+    """The EXIF orientation known from the header alone (``getexif`` would decode a PNG first)."""
+    try:
+        raw = im.info.get("exif")
+        if isinstance(raw, (bytes, bytearray)):
+            exif = Image.Exif()
+            exif.load(bytes(raw))
+            return exif.get(0x0112, 1)
+        tags = getattr(im, "tag_v2", None)
+        return tags.get(0x0112, 1) if tags is not None else 1
+    except Exception:  # noqa: BLE001 - malformed EXIF is handled (and flagged) later
+        return 1
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MiB"
+
+
+def _decode(data: bytes, path: str | None, max_pixels: int, max_decode_bytes: int) -> Image.Image:
+    """Open, check the header against ``max_pixels`` and the memory budget, then decode the first frame.
 
     Raises:
         ImageLoadError: For every failure, with a code and a message.
-        _TextTooLarge: When only an oversized PNG text chunk stands in the way.
+        _TextTooLarge: When only an oversized PNG text chunk or ICC profile stands in the way.
     """
     try:
         im = _open(data)
     except UnidentifiedImageError:
+        other = _identify_other_format(data)
+        if other is not None:
+            raise ImageLoadError(
+                path,
+                "unsupported_format",
+                f"the file is {other}, which is not analysed (supported: JPEG/MPO, PNG, WebP, GIF, TIFF, "
+                "BMP, HEIF/HEIC, AVIF); it was not decoded",
+            ) from None
         raise ImageLoadError(path, "not_image", "not a recognised image format") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on hostile headers
         if _is_text_limit(data, exc):
@@ -268,6 +356,14 @@ def _decode(data: bytes, path: str | None, max_pixels: int) -> Image.Image:
             "too_large",
             f"image claims {raw_w}x{raw_h} = {raw_w * raw_h:,} pixels, above the limit of "
             f"{max_pixels:,} (possible decompression bomb)",
+        )
+    need = _decoded_bytes(im)
+    if need > max_decode_bytes:
+        raise ImageLoadError(
+            path,
+            "too_large",
+            f"image claims {raw_w}x{raw_h} {im.mode} pixels, which would take {_mib(need)} to decode, above "
+            f"the per-file memory budget of {_mib(max_decode_bytes)} (the file itself is {len(data):,} bytes)",
         )
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -285,6 +381,127 @@ def _decode(data: bytes, path: str | None, max_pixels: int) -> Image.Image:
     return im
 
 
+def _warning_flags(caught: list[warnings.WarningMessage]) -> list[QualityFlag]:
+    """Pillow's warnings during decoding, as quality flags (deduplicated, at most ``_MAX_WARNING_FLAGS``)."""
+    seen: list[str] = []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"[:300]
+        if text not in seen:
+            seen.append(text)
+    flags = [QualityFlag("decoder_warning", f"the decoder warned: {t}") for t in seen[:_MAX_WARNING_FLAGS]]
+    if len(seen) > _MAX_WARNING_FLAGS:
+        flags.append(QualityFlag("decoder_warning", f"{len(seen) - _MAX_WARNING_FLAGS} more distinct decoder warnings"))
+    return flags
+
+
+def _thumb_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """Pillow's ``thumbnail`` size rule: fit in ``size x size``, keep the aspect ratio, never upscale."""
+    if width <= size and height <= size:
+        return width, height
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def make_thumbnail(image: Image.Image, *, size: int) -> np.ndarray:
+    """A small RGB thumbnail of a decoded image without any full-size conversion.
+
+    The image is first shrunk in its own mode by an integer factor
+    (``Image.reduce``, or nearest-neighbour sampling for modes ``reduce``
+    does not handle: 1, P, I;16), to at most twice ``size``; only that small
+    image is converted to RGB (as :func:`to_float_rgb` does) and resampled
+    bilinearly. Memory beyond the decoded image is a few times ``size**2``.
+
+    Args:
+        image: A decoded Pillow image of any mode :func:`to_float_rgb` accepts.
+            It is not modified.
+        size: Longest side of the result in pixels, > 0.
+
+    Returns:
+        ``uint8`` array of shape ``(h, w, 3)`` with ``max(h, w) <= size``.
+
+    Raises:
+        ValueError: If ``size`` is not positive or the mode is not supported.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    w, h = image.size
+    factor = max(1, max(w, h) // (2 * size))
+    small = image
+    if factor > 1:
+        if image.mode in _REDUCIBLE:
+            small = image.reduce(factor)
+        else:
+            small = image.resize((max(1, -(-w // factor)), max(1, -(-h // factor))), Image.Resampling.NEAREST)
+    rgb = Image.fromarray((to_float_rgb(small) * 255 + 0.5).astype(np.uint8))
+    out = rgb.resize(_thumb_size(rgb.width, rgb.height, size), Image.Resampling.BILINEAR) if max(rgb.size) > size else rgb
+    return np.asarray(out, dtype=np.uint8).copy()
+
+
+def read_thumbnail(
+    data: bytes,
+    *,
+    size: int,
+    path: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+) -> np.ndarray:
+    """A report thumbnail straight from file bytes, from a reduced decode where the format has one.
+
+    JPEG files are decoded at 1/2 to 1/8 scale in the DCT domain (``Image.draft``),
+    so a huge JPEG never becomes a full-size raster; other formats are decoded
+    under the same bounds as :func:`load_image_bytes` and shrunk by
+    :func:`make_thumbnail`. EXIF orientation is applied.
+
+    Args:
+        data: The complete file contents.
+        size: Longest side of the result in pixels, > 0.
+        path: Name used in error messages.
+        max_pixels: See :func:`load_image_bytes`.
+        max_decode_bytes: See :func:`load_image_bytes`; for JPEG it applies to the reduced decode.
+
+    Returns:
+        ``uint8`` RGB array of shape ``(h, w, 3)``, long side at most ``size``.
+
+    Raises:
+        ImageLoadError: If the file cannot be opened or decoded within the bounds.
+        ValueError: If ``size`` is not positive.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    _register_heif()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            im = _open(data)
+        except UnidentifiedImageError:
+            raise ImageLoadError(path, "not_image", "not a recognised image format") from None
+        except Exception as exc:  # noqa: BLE001
+            raise ImageLoadError(path, "decode_error", f"cannot read image header: {exc}") from None
+        if im.width * im.height > max_pixels:
+            raise ImageLoadError(path, "too_large", f"image claims {im.width}x{im.height} pixels, above {max_pixels:,}")
+        if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK", "YCbCr"):
+            im.draft(im.mode if im.mode != "YCbCr" else "RGB", (2 * size, 2 * size))
+        return make_thumbnail(_load_oriented(_decode_opened(im, data, path, max_decode_bytes)), size=size)
+
+
+def _decode_opened(im: Image.Image, data: bytes, path: str | None, max_decode_bytes: int) -> Image.Image:
+    need = _decoded_bytes(im)
+    if need > max_decode_bytes:
+        raise ImageLoadError(path, "too_large", f"decoding would take {_mib(need)}, above {_mib(max_decode_bytes)}")
+    try:
+        im.load()
+    except Exception as exc:  # noqa: BLE001
+        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {type(exc).__name__}: {exc}") from None
+    return im
+
+
+def _load_oriented(im: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im) or im
+    except Exception:  # noqa: BLE001 - malformed EXIF: use as stored
+        return im
+
+
 def load_image_bytes(
     data: bytes,
     *,
@@ -293,6 +510,7 @@ def load_image_bytes(
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
     region_size: int = REGION_SIZE,
     thumbnail_size: int | None = None,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
 ) -> LoadedImage:
     """Decode image bytes for analysis.
 
@@ -305,15 +523,21 @@ def load_image_bytes(
             ``MAX_REGIONS`` full-resolution regions. Must be > 0.
         region_size: Side of those regions in pixels, >= 64.
         thumbnail_size: When given, also return an RGB ``uint8`` thumbnail at
-            most this many pixels on its long side. Must be > 0.
+            most this many pixels on its long side (see :func:`make_thumbnail`).
+            Must be > 0.
+        max_decode_bytes: Per-file memory budget: refuse an image whose decoded
+            raster (Pillow's bytes per pixel for its mode, times the decoder's
+            copies and an EXIF rotation's copy) would exceed this, checked from
+            the header before decoding. Must be > 0.
 
     Returns:
-        A :class:`LoadedImage`.
+        A :class:`LoadedImage`. Pillow warnings raised while decoding become
+        ``decoder_warning`` quality flags instead of reaching stderr.
 
     Raises:
         ImageLoadError: With a ``code`` of ``empty``, ``not_image``,
-            ``too_large``, ``truncated`` or ``decode_error`` and a message
-            naming the problem.
+            ``unsupported_format``, ``too_large``, ``oversized_metadata``,
+            ``truncated`` or ``decode_error`` and a message naming the problem.
         ValueError: If an option is out of range.
     """
     if max_pixels <= 0:
@@ -324,17 +548,52 @@ def load_image_bytes(
         raise ValueError(f"thumbnail_size must be > 0, got {thumbnail_size}")
     if region_size < 64:
         raise ValueError(f"region_size must be >= 64, got {region_size}")
+    if max_decode_bytes <= 0:
+        raise ValueError(f"max_decode_bytes must be > 0, got {max_decode_bytes}")
     if len(data) == 0:
         raise ImageLoadError(path, "empty", "file is empty (0 bytes)")
     _register_heif()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _load_bytes(data, path, max_pixels, max_full_pixels, region_size, thumbnail_size, max_decode_bytes)
+    if caught:
+        from dataclasses import replace
+
+        loaded = replace(loaded, quality_flags=loaded.quality_flags + tuple(_warning_flags(caught)))
+    return loaded
+
+
+def _load_bytes(
+    data: bytes,
+    path: str | None,
+    max_pixels: int,
+    max_full_pixels: int,
+    region_size: int,
+    thumbnail_size: int | None,
+    max_decode_bytes: int,
+) -> LoadedImage:
     flags: list[QualityFlag] = []
     try:
-        im = _decode(data, path, max_pixels)
+        im = _decode(data, path, max_pixels, max_decode_bytes)
     except _TextTooLarge:
-        # Pillow refuses PNG text chunks above 1 MB; provenance reads them from the raw bytes,
-        # so the pixels are decoded from a copy without text chunks.
-        im = _decode(_strip_png_text(data), path, max_pixels)
-        flags.append(QualityFlag("oversized_metadata", "PNG text chunks above 1 MB were skipped for pixel decoding"))
+        # Pillow refuses PNG text chunks and ICC profiles that inflate past 1 MB; provenance reads
+        # text from the raw bytes, so the pixels are decoded from a copy without them.
+        try:
+            im = _decode(_strip_png_text(data), path, max_pixels, max_decode_bytes)
+            flags.append(QualityFlag("oversized_metadata", "PNG text chunks above 1 MB were skipped for pixel decoding"))
+        except _TextTooLarge:
+            try:
+                im = _decode(_strip_png_chunks(data, (*_PNG_TEXT_CHUNKS, b"iCCP")), path, max_pixels, max_decode_bytes)
+            except _TextTooLarge:
+                raise ImageLoadError(
+                    path, "oversized_metadata", "PNG metadata inflates past Pillow's 1 MB limit even without text and ICC chunks"
+                ) from None
+            flags.append(
+                QualityFlag(
+                    "oversized_icc_profile",
+                    "the embedded ICC profile inflates past 1 MB; it was ignored and the pixels decoded without it",
+                )
+            )
     fmt = (im.format or "UNKNOWN").upper()
     n_frames = int(getattr(im, "n_frames", 1) or 1)
     if n_frames > 1:
@@ -374,16 +633,9 @@ def load_image_bytes(
                     f"{region_size}px regions (never resized)",
                 )
             )
+        thumb = make_thumbnail(oriented, size=thumbnail_size) if thumbnail_size is not None else None
     except ValueError as exc:
         raise ImageLoadError(path, "decode_error", str(exc)) from None
-
-    thumb = None
-    if thumbnail_size is not None:
-        t = oriented.copy()
-        if t.mode not in ("RGB", "L"):
-            t = Image.fromarray((to_float_rgb(t) * 255 + 0.5).astype(np.uint8))
-        t.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BILINEAR)
-        thumb = np.asarray(t.convert("RGB"), dtype=np.uint8).copy()
 
     return LoadedImage(
         path=path,
@@ -409,6 +661,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
     thumbnail_size: int | None = None,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
 ) -> LoadedImage:
     """Read and decode an image file for analysis.
 
@@ -418,6 +671,7 @@ def load_image(
         max_pixels: See :func:`load_image_bytes`.
         max_full_pixels: See :func:`load_image_bytes`.
         thumbnail_size: See :func:`load_image_bytes`.
+        max_decode_bytes: See :func:`load_image_bytes`.
 
     Returns:
         A :class:`LoadedImage`.
@@ -452,4 +706,5 @@ def load_image(
         max_pixels=max_pixels,
         max_full_pixels=max_full_pixels,
         thumbnail_size=thumbnail_size,
+        max_decode_bytes=max_decode_bytes,
     )

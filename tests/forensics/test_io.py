@@ -218,3 +218,148 @@ def test_png_with_huge_compressed_text_chunk_still_decodes() -> None:
     _check_rgb(img.pixels, 64, 64)
     assert img.data == data  # provenance still sees the original bytes
     assert "oversized_metadata" in {f.code for f in img.quality_flags}
+
+
+# --------------------------------------------------------------------------- #
+# Hostile input v2 (issue 17): formats allow-list, memory budget, thumbnails,
+# oversized ICC profiles, decoder warnings
+# --------------------------------------------------------------------------- #
+
+
+def _hostile():
+    import importlib.util
+    import sys
+
+    if "hostile_memory" in sys.modules:
+        return sys.modules["hostile_memory"]
+    from _helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("hostile_memory", REPO / "benchmarks" / "hostile_memory.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("hostile_memory", mod)
+    spec.loader.exec_module(sys.modules["hostile_memory"])
+    return sys.modules["hostile_memory"]
+
+
+@pytest.mark.parametrize("name", ["eps_named.png", "psd_named.png", "jpeg2000_named.jpg", "ico_named.png", "pcx_named.png", "dds_named.png"])
+def test_formats_outside_the_allow_list_are_unsupported_and_never_decoded(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = {k.name: k for k in _hostile().build_kinds()}
+    if name not in kinds:
+        pytest.skip(f"this Pillow cannot write {name}")
+    opened: list[str] = []
+    real = Image.Image.load
+
+    def spy(self):  # noqa: ANN001, ANN202
+        opened.append(self.format)
+        return real(self)
+
+    monkeypatch.setattr(Image.Image, "load", spy)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(kinds[name].data, path=name)
+    assert ei.value.code == "unsupported_format"
+    assert name in str(ei.value) and "not analysed" in str(ei.value)
+    assert opened == []  # no plugin of the other format decoded anything
+
+
+def test_supported_formats_still_open() -> None:
+    for fmt in ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP"):
+        img = load_image_bytes(encode(Image.fromarray(textured(40, 40)), fmt), path=f"x.{fmt.lower()}")
+        assert img.format == fmt
+
+
+def test_memory_budget_refuses_huge_headers_before_decoding() -> None:
+    import resource
+
+    h = _hostile()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(h.jpeg_header(15800), path="big.jpg")
+    assert ei.value.code == "too_large" and "memory budget" in str(ei.value) and "big.jpg" in str(ei.value)
+    # the budget scales with the mode: a 15000^2 palette canvas (225 MB) fits the default budget, not a small one
+    with pytest.raises(ImageLoadError) as ei:
+        load_image_bytes(h.gif_canvas(15000), path="canvas.gif", max_decode_bytes=100 * 1024 * 1024)
+    assert ei.value.code == "too_large"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: nothing was decoded
+    with pytest.raises(ValueError, match="max_decode_bytes"):
+        load_image_bytes(b"x", max_decode_bytes=0)
+
+
+def test_thumbnail_of_a_huge_palette_canvas_is_bounded_in_a_real_process() -> None:
+    """The 35-byte GIF at 15000x15000: the old thumbnail made a full-size float32 copy (+5.7 GB, 33 s)."""
+    import subprocess
+    import sys
+
+    from _helpers import REPO
+
+    code = (
+        "import resource, sys, time\n"
+        "sys.path.insert(0, 'benchmarks')\n"
+        "from hostile_memory import gif_canvas\n"
+        "from forensics.io import load_image_bytes\n"
+        "t = time.perf_counter()\n"
+        "img = load_image_bytes(gif_canvas(15000), path='c.gif', thumbnail_size=256)\n"
+        "print(img.thumbnail.shape, [f.code for f in img.quality_flags], time.perf_counter() - t,\n"
+        "      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    seconds, peak_kib = float(words[-2]), int(words[-1])
+    assert "(256, 256, 3)" in out.stdout and "huge_image_tiled" in out.stdout
+    assert peak_kib < 700 * 1024, f"peak {peak_kib / 1024:.0f} MiB"  # raster 225 MB + interpreter; was ~5.8 GB
+    assert seconds < 20, seconds
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "CMYK", "I;16", "LA", "1", "F"])
+def test_make_thumbnail_every_mode_without_full_size_conversion(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensics import io as fio
+
+    base = Image.fromarray(textured(300, 500))
+    if mode == "I;16":
+        im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+    elif mode == "F":
+        im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.float32) / 255.0)
+    else:
+        im = base.convert(mode)
+    sizes: list[tuple[int, int]] = []
+    real = fio.to_float_rgb
+    monkeypatch.setattr(fio, "to_float_rgb", lambda x: (sizes.append(x.size), real(x))[1])
+    t = fio.make_thumbnail(im, size=64)
+    assert t.dtype == np.uint8 and t.shape == (38, 64, 3)
+    assert max(max(s) for s in sizes) <= 2 * 64 * 2  # only a reduced image was converted
+    if mode in ("P", "RGBA", "LA"):  # a thumbnail resembles its image
+        ref = np.asarray(base.convert("L").resize((64, 38)), dtype=np.float32)
+        assert abs(t.astype(np.float32).mean() - ref.mean()) < 25
+
+
+def test_read_thumbnail_uses_a_reduced_jpeg_decode() -> None:
+    from forensics.io import read_thumbnail
+
+    data = encode(Image.fromarray(textured(2000, 3000)), "JPEG", quality=90)
+    t = read_thumbnail(data, size=256)
+    assert t.shape == (171, 256, 3) and t.dtype == np.uint8
+    with pytest.raises(ValueError):
+        read_thumbnail(data, size=0)
+    im = Image.open(io.BytesIO(data))
+    im.draft("RGB", (512, 512))
+    assert im.size[0] <= 1500  # the DCT-domain reduction the function relies on
+
+
+def test_png_with_an_oversized_icc_profile_decodes_without_it() -> None:
+    """Was ``internal_error`` with the message ``_TextTooLarge: ``."""
+    data = _hostile().png_iccp(3 * 1024 * 1024)
+    img = load_image_bytes(data, path="icc.png")
+    _check_rgb(img.pixels, 64, 64)
+    assert "oversized_icc_profile" in {f.code for f in img.quality_flags}
+    assert img.data == data
+
+
+def test_pillow_warnings_become_quality_flags_not_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        img = load_image_bytes(_hostile().tiff_bad_tag(), path="bad_tag.tif")
+    flags = [f for f in img.quality_flags if f.code == "decoder_warning"]
+    assert flags and "Tag data larger than file" in flags[0].message
+    assert "Tag data" not in capfd.readouterr().err
