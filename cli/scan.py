@@ -7,7 +7,6 @@ failures; the process exits with an :class:`ExitStatus`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ from rich.text import Text
 
 from cli.engine import EngineConfig, make_engine
 from cli.walk import DEFAULT_EXTENSIONS, Entry, iter_files
-from detectors.record import LABEL_RANK, LABELS, SCHEMA_VERSION, error_record, tool_info
+from detectors.record import LABEL_RANK, LABELS, SummaryRecord, error_record, utc_now
 
 __all__ = ["ExitStatus", "FAIL_ON_CHOICES", "Report", "ScanConfig", "load_resume", "run_scan"]
 
@@ -136,10 +135,6 @@ class Report:
         return ExitStatus.FLAGGED if self.flagged else ExitStatus.OK
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def load_resume(path: str) -> dict[str, dict[str, Any]]:
     """Image records of an earlier JSONL report, by file path.
 
@@ -197,22 +192,17 @@ def _open_writers(config: ScanConfig) -> list[Any]:
 
 
 def _summary(config: ScanConfig, report: Report, calibration: Any, models: dict[str, str], started: str, t0: float, status: int) -> dict[str, Any]:
-    return {
-        "record_type": "summary",
-        "schema_version": SCHEMA_VERSION,
-        "tool": tool_info(),
-        "n_files": report.n_files,
-        "n_errors": report.n_errors,
-        "counts": {label: report.counts.get(label, 0) for label in LABELS},
-        "thresholds": {"likely_ai": calibration.likely_ai, "likely_real": calibration.likely_real},
-        "calibration": calibration.to_dict(),
-        "models": models,
-        "config": config.public(),
-        "started_at": started,
-        "finished_at": _now(),
-        "elapsed_s": round(time.perf_counter() - t0, 3),
-        "exit_status": int(status),
-    }
+    return SummaryRecord.finish(
+        n_files=report.n_files,
+        n_errors=report.n_errors,
+        counts=report.counts,
+        calibration=calibration.to_dict(),
+        models=models,
+        config=config.public(),
+        started_at=started,
+        elapsed_s=time.perf_counter() - t0,
+        exit_status=status,
+    ).to_json()
 
 
 def _detector_names(config: ScanConfig) -> tuple[str, ...]:
@@ -265,7 +255,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
     from detectors.fusion import load_calibration
 
     t0 = time.perf_counter()
-    started = _now()
+    started = utc_now()
     calibration = load_calibration(config.calibration_path) if config.calibration_path else load_calibration()
     names = _detector_names(config)
     entries = list(iter_files(config.paths, recursive=config.recursive, extensions=config.extensions))

@@ -24,7 +24,6 @@ processes) and waiting (``queue_size``; beyond that ``503`` with
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 import os
@@ -41,6 +40,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cli.web.pool import AnalysisPool
+from detectors.record import utc_now
 
 __all__ = [
     "CSP",
@@ -421,10 +421,6 @@ class _Desk:
         return int(min(60, max(1, math.ceil(self.avg_s * (waiting + 1) / self.max_concurrent))))
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 async def _analyze(request: Request) -> tuple[Any, _Upload, str, float]:
     """Admit, read, check and analyse one upload. Returns ``(analysis, upload, started_at, elapsed_s)``."""
     desk: _Desk = request.app.state.desk
@@ -440,7 +436,7 @@ async def _analyze(request: Request) -> tuple[Any, _Upload, str, float]:
             headers={"Retry-After": str(retry)},
         )  # fmt: skip
     desk.pending += 1
-    started_at, t0 = _now(), time.perf_counter()
+    started_at, t0 = utc_now(), time.perf_counter()
     try:
         try:
             upload = await _read_upload(request, desk.max_bytes)
@@ -503,27 +499,21 @@ def upload_summary(
         would return with the default ``--fail-on likely_ai``.
     """
     from cli.scan import Report
-    from detectors.record import LABELS, SCHEMA_VERSION, tool_info
+    from detectors.record import SummaryRecord
 
     report = Report()
     report.add(record, "likely_ai")
-    cal = record.get("calibration") if isinstance(record.get("calibration"), dict) else {}
-    return {
-        "record_type": "summary",
-        "schema_version": SCHEMA_VERSION,
-        "tool": tool_info(),
-        "n_files": report.n_files,
-        "n_errors": report.n_errors,
-        "counts": {label: report.counts.get(label, 0) for label in LABELS},
-        "thresholds": {"likely_ai": cal.get("likely_ai"), "likely_real": cal.get("likely_real")},
-        "calibration": cal,
-        "models": dict(models),
-        "config": {"source": "detect serve upload", "detectors": list(models), "fail_on": "likely_ai", **limits},
-        "started_at": started_at,
-        "finished_at": _now(),
-        "elapsed_s": round(elapsed_s, 3),
-        "exit_status": int(report.exit_status()),
-    }
+    return SummaryRecord.finish(
+        n_files=report.n_files,
+        n_errors=report.n_errors,
+        counts=report.counts,
+        calibration=record.get("calibration") or {},
+        models=models,
+        config={"source": "detect serve upload", "detectors": list(models), "fail_on": "likely_ai", **limits},
+        started_at=started_at,
+        elapsed_s=elapsed_s,
+        exit_status=report.exit_status(),
+    ).to_json()
 
 
 def _download_stem(name: str) -> str:
