@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli.render import safe_text
+
 __all__ = ["inspect_file", "render_figure"]
 
 
@@ -98,7 +100,7 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
         v = analysis.visuals
         fig = render_figure(v.thumbnail, v.residual, v.spectrum, prof, title=f"{os.path.basename(path)}: {rec['label']} (P(AI)={rec['score']})")
         fig.save(figure, format="PNG")
-        err_console.print(Text(f"figure written to {figure}"))
+        err_console.print(safe_text(f"figure written to {figure}"))
     elif figure:
         err_console.print(Text(f"no figure: image too small or unreadable (needs {MIN_SIDE}px)"))
     if rec["status"] == "error":
@@ -108,32 +110,32 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
 
 def _print_human(rec: dict[str, Any], extra: dict[str, Any], console: Console) -> None:
     f = rec["file"]
-    console.print(Text(f"{f['path']}", style="bold"))
+    console.print(safe_text(f["path"], "bold"))
     if rec["status"] == "error":
-        console.print(Text(f"error: {rec['error']['message']}", style="magenta"))
+        console.print(safe_text(f"error: {rec['error']['message']}", "magenta"))
         return
-    console.print(Text(f"{f['format']} {f['width']}x{f['height']} mode {f['mode']}, {f['bytes']:,} bytes, sha256 {f['sha256']}"))
+    console.print(safe_text(f"{f['format']} {f['width']}x{f['height']} mode {f['mode']}, {f['bytes']:,} bytes, sha256 {f['sha256']}"))
     score = "-" if rec["score"] is None else f"{rec['score']:.3f}"
     console.print(Text(f"verdict: {rec['label']}   P(AI) = {score}   decided by: {rec['decided_by']}", style="bold"))
     for e in rec["explanations"]:
-        console.print(Text(f"  - {e}"))
+        console.print(safe_text(f"  - {e}", multiline=True))
     t = Table(title="detectors")
     for c in ("detector", "status", "score", "threshold", "claim", "summary"):
         t.add_column(c, overflow="fold")
     for d in rec["detectors"]:
         summ = d["evidence"].get("summary") or d.get("message") or (d["explanations"][0] if d["explanations"] else "")
         t.add_row(
-            Text(d["name"]), Text(d["status"]),
+            safe_text(d["name"]), safe_text(d["status"]),
             "-" if d["score"] is None else f"{d['score']:.3f}",
             "-" if d["threshold"] is None else f"{d['threshold']:.3f}",
-            Text(f"{d['claim']} ({d['strength']})" if d["claim"] != "none" else "-"),
-            Text(str(summ)[:300]),
+            safe_text(f"{d['claim']} ({d['strength']})" if d["claim"] != "none" else "-"),
+            safe_text(str(summ)[:300], multiline=True),
         )  # fmt: skip
     console.print(t)
     if rec["quality_flags"]:
         console.print(Text("quality flags:"))
         for q in rec["quality_flags"]:
-            console.print(Text(f"  - {q['code']}: {q['message']}"))
+            console.print(safe_text(f"  - {q['code']}: {q['message']}", multiline=True))
     jp = extra.get("jpeg")
     if jp:
         std = "standard IJG tables" if jp["standard_tables"] else f"non-standard tables (mean error {jp['mean_error']})"

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from cli.render import safe_text
 from cli.scan import FAIL_ON_CHOICES, ExitStatus, Report, ScanConfig, run_scan
 from cli.walk import DEFAULT_EXTENSIONS
 from detectors.record import tool_version
@@ -44,6 +45,22 @@ class LazyGroup(click.Group):
             mod, attr = target.split(":")
             return getattr(importlib.import_module(mod), attr)
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an unexpected exception (a bug) exits with ``ExitStatus.CRASHED``,
+        never with 1 (which means "flagged"), after printing its traceback, escaped, to stderr."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            import traceback
+
+            from cli.render import terminal_safe
+
+            click.echo(terminal_safe(traceback.format_exc(), multiline=True), err=True)
+            click.echo(terminal_safe(f"detect: internal error (a bug, not a verdict): {type(exc).__name__}: {exc}"), err=True)
+            ctx.exit(int(ExitStatus.CRASHED))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, self.commands[n].get_short_help_str(60)) for n in sorted(self.commands)]
@@ -115,7 +132,8 @@ def scan(
     """Scan image files and folders and report a verdict for each image.
 
     Exit status: 0 nothing at or above --fail-on, 1 something flagged,
-    2 usage or fatal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+    2 usage or fatal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM),
+    70 internal error (a bug; the traceback is on stderr).
     Records stream to --jsonl as they finish, so an interrupted scan keeps
     everything done; --resume continues it.
     """
@@ -153,7 +171,7 @@ def scan(
     try:
         status = run_scan(config, console=console, err_console=err_console)
     except (OSError, ValueError) as exc:
-        err_console.print(Text(f"detect: error: {exc}"))
+        err_console.print(safe_text(f"detect: error: {exc}"))
         sys.exit(ExitStatus.ERROR)
     sys.exit(int(status))
 
@@ -170,7 +188,7 @@ def inspect(file: str, as_json: bool, figure: str | None) -> None:
     try:
         status = inspect_file(file, as_json=as_json, figure=figure, console=Console(), err_console=err_console)
     except (OSError, ValueError) as exc:
-        err_console.print(Text(f"detect: error: {exc}"))
+        err_console.print(safe_text(f"detect: error: {exc}"))
         sys.exit(ExitStatus.ERROR)
     sys.exit(int(status))
 

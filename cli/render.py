@@ -1,4 +1,12 @@
-"""Encode small ``uint8`` arrays as ``data:`` URIs for self-contained reports.
+"""Rendering for people: ``data:`` URIs of small ``uint8`` arrays for self-contained
+reports, and terminal-safe text.
+
+:func:`terminal_safe` is the one rule for anything that came from a file (its name,
+an error message, metadata such as a prompt) and goes to a terminal: every C0 and
+C1 control character, DEL, and the Unicode bidirectional overrides are shown as
+escapes (ESC as ``\x1b``), so no ANSI/OSC sequence in a file can move the cursor,
+clear the screen, retitle the window or reorder what is shown. JSON, CSV and HTML
+reports keep their own escaping and do not use it.
 
 Only Pillow and numpy are used; nothing is written to disk.
 """
@@ -7,10 +15,50 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 
-__all__ = ["crop_center", "fit_long_side", "jpeg_data_uri", "png_data_uri"]
+__all__ = ["crop_center", "fit_long_side", "jpeg_data_uri", "png_data_uri", "safe_text", "terminal_safe"]
+
+#: C0 controls (tab and newline handled apart), DEL, C1 controls, bidirectional
+#: formatting characters, and lone surrogates (undecodable bytes of a file name).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group(0)
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # os.fsdecode's surrogateescape: the original byte
+        return f"\\x{n - 0xDC00:02x}"
+    if n <= 0xFF:
+        return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\x{n:02x}")
+    return f"\\u{n:04x}"
+
+
+def terminal_safe(text: object, *, multiline: bool = False) -> str:
+    """``text`` with every terminal control character shown as an escape.
+
+    Args:
+        text: Anything; ``str(text)`` is escaped.
+        multiline: Keep newlines and tabs (for multi-line text such as a
+            prompt); otherwise they are escaped too, so that one value stays on
+            one line (a file name cannot fake a table row).
+
+    Returns:
+        Printable text: ESC becomes ``\x1b``, CR ``\r``, a C1 CSI ``\x9b``,
+        U+202E ``\u202e``, an undecodable file-name byte ``\xff``.
+    """
+    s = str(text)
+    return (_UNSAFE if multiline else _UNSAFE_ALL).sub(_escape, s)
+
+
+def safe_text(text: object, style: str = "", *, multiline: bool = False):  # -> rich.text.Text
+    """A rich ``Text`` of :func:`terminal_safe` ``text`` (never parsed as rich markup)."""
+    from rich.text import Text
+
+    return Text(terminal_safe(text, multiline=multiline), style=style)
 
 
 def _to_image(arr: np.ndarray):  # -> PIL.Image.Image

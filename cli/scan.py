@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.engine import EngineConfig, make_engine
+from cli.render import safe_text
 from cli.walk import DEFAULT_EXTENSIONS, Entry, iter_files
 from detectors.record import LABEL_RANK, LABELS, SummaryRecord, error_record, utc_now
 
@@ -35,6 +36,7 @@ class ExitStatus(IntEnum):
     ERROR = 2  #: usage or fatal error
     INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C); the JSONL report holds everything finished
     TERMINATED = 143  #: stopped by SIGTERM; same guarantee
+    CRASHED = 70  #: an unexpected internal error (a bug, never a verdict); its traceback is on stderr
 
 
 FAIL_ON_CHOICES = ("ai_confirmed", "likely_ai", "inconclusive", "likely_real", "never")
@@ -356,8 +358,8 @@ def _print_table(rows: Sequence[dict[str, Any]], report: Report, *, console: Con
     for r in shown:
         score = "-" if r["score"] is None else f"{r['score']:.2f}"
         label = r["label"] if not r["error"] else f"error: {r['error']}"
-        # Text objects: file names are never parsed as rich markup
-        table.add_row(Text(r["path"]), Text(label, style=_STYLE.get(r["label"], "")), score)
+        # file names and messages come from files: never rich markup, never raw control characters
+        table.add_row(safe_text(r["path"]), safe_text(label, _STYLE.get(r["label"], "")), score)
     console.print(table)
     counts = ", ".join(f"{k}: {report.counts.get(k, 0)}" for k in LABELS if report.counts.get(k, 0))
     console.print(Text(f"{report.n_files} files. {counts}"))
