@@ -13,9 +13,24 @@ What is reported: the validation state (``Invalid``, ``Valid`` or
 action of ``c2pa.actions`` and ``c2pa.actions.v2`` in the active manifest and
 in its ingredients' manifests, and every ``digitalSourceType``.
 ``trainedAlgorithmicMedia`` means AI-generated and
-``compositeWithTrainedAlgorithmicMedia`` AI-edited. A manifest that fails
-validation is reported, with its declared claim at weak strength; it is never
-treated as absent.
+``compositeWithTrainedAlgorithmicMedia`` AI-edited.
+
+The validation codes are read one by one, to tell integrity from
+credentials (the policy table is in ``docs/provenance.md``):
+
+* integrity: the claim signature verifies and the hard binding (data, box or
+  BMFF hash) and every assertion hash match. A failure here means the content
+  or the manifest changed after signing: the declared claim is reported at
+  ``weak`` strength, never as absent.
+* credentials: who signed, and whether the certificate is trusted, in date,
+  within policy (EKU) and not revoked. An intact manifest whose certificate
+  chains to a shipped or configured trust anchor is taken at its word
+  (``proof`` for an AI claim), even when the certificate has expired, fails
+  a policy check or could not be checked for revocation offline; the
+  finding is stated. An intact manifest from a signer that chains to no
+  anchor (unknown or self-signed) gives ``strong``: anyone can sign a
+  manifest calling a real photo AI-made. A revoked certificate never gives
+  more than ``weak``.
 
 References:
     C2PA Technical Specification 2.1/2.2 (c2pa.org/specifications): claims,
@@ -24,6 +39,8 @@ References:
     IPTC NewsCodes Digital Source Type vocabulary
     (https://cv.iptc.org/newscodes/digitalsourcetype/).
     contentauth/c2pa-python (Reader, Context, Settings).
+    C2PA Technical Specification 2.1, section 15 (validation: status codes
+    for claim signature, hard bindings, signing credential and time-stamps).
 """
 
 from __future__ import annotations
@@ -34,16 +51,27 @@ import json
 import os
 import re
 import threading
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from detectors.base import DetectorResult, register_detector
 from detectors.provenance._common import ProvenanceReader, classify_source_type, result, source_type_code, truncate
+from detectors.provenance.c2pa_chain import AnchorSet, ChainCheck, check_chain, cose_x5chain, manifest_store_bytes, \
+    signature_box
 from forensics.io import LoadedImage
 
-__all__ = ["C2paDetector", "load_trust_anchors", "offline_settings", "summarize_manifest_store"]
+__all__ = [
+    "C2paDetector",
+    "TrustAssessment",
+    "assess_validation",
+    "load_anchor_set",
+    "load_trust_anchors",
+    "offline_settings",
+    "summarize_manifest_store",
+]
 
-VERSION = "c2pa-v1"
+VERSION = "c2pa-v2"
 #: Embedded thumbnails larger than this are not inlined into the report.
 MAX_THUMBNAIL_BYTES = 64 * 1024
 #: Ingredient manifests are followed at most this deep.
@@ -128,6 +156,179 @@ def offline_settings(trust_anchors_pem: str = "") -> dict[str, Any]:
     if trust_anchors_pem:
         settings["trust"] = {"trust_anchors": trust_anchors_pem}
     return settings
+
+
+def load_anchor_set(name: str, anchor_paths: tuple[str | os.PathLike[str], ...] = (), *,
+                    allowed_paths: tuple[str | os.PathLike[str], ...] = (), shipped: bool = False) -> AnchorSet:
+    """Load a trust list for the chain check: anchors (PEM) and an allow-list of end-entity certificates.
+
+    Args:
+        name: ``"c2pa"`` or ``"legacy"``.
+        anchor_paths: PEM bundles of anchor certificates.
+        allowed_paths: Allow-lists: PEM certificates, or lines of hex /
+            base64 SHA-256 fingerprints of DER end-entity certificates (the
+            form of the interim list's ``allowed.sha256.txt``).
+        shipped: Include the C2PA trust list anchors shipped in this package.
+
+    Raises:
+        OSError: If a given path cannot be read.
+    """
+    from cryptography import x509
+
+    pem, _ = load_trust_anchors(anchor_paths, shipped=shipped)
+    anchors = tuple(x509.load_pem_x509_certificates(pem.encode("ascii"))) if pem else ()
+    allowed: set[bytes] = set()
+    for p in allowed_paths:
+        with open(p, "rb") as fh:
+            blob = fh.read(16 * 1024 * 1024)
+        for m in _PEM_RE.finditer(blob):
+            try:
+                cert = x509.load_pem_x509_certificate(m.group(0))
+            except ValueError:
+                continue
+            allowed.add(cert.fingerprint(_sha256()))
+        for line in _PEM_RE.sub(b"", blob).splitlines():
+            tok = line.strip().split(b"#", 1)[0].strip()
+            if not tok:
+                continue
+            try:
+                digest = bytes.fromhex(tok.decode("ascii")) if len(tok) == 64 else base64.b64decode(tok, validate=True)
+            except ValueError:
+                continue
+            if len(digest) == 32:
+                allowed.add(digest)
+    return AnchorSet(name, anchors, frozenset(allowed))
+
+
+#: Hard-binding success codes: the asset's bytes are what was signed.
+_BINDING_OK = frozenset({"assertion.dataHash.match", "assertion.bmffHash.match", "assertion.boxesHash.match",
+                         "assertion.collectionHash.match"})
+#: Failure codes that concern the signing credential (or its time-stamp), not the content.
+_CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.")
+_NOT_CREDENTIAL = frozenset({"timeStamp.mismatch"})
+_TIME_CODES = frozenset({"claimSignature.outsideValidity"})
+_REVOKED = frozenset({"signingCredential.revoked", "signingCredential.ocsp.revoked"})
+_OFFLINE = ("signingCredential.ocsp.skipped", "signingCredential.ocsp.unknown", "signingCredential.ocsp.inaccessible")
+
+#: Trust tiers (``evidence["trust"]``), see :func:`assess_validation`.
+TRUST_TIERS = ("trusted", "trusted_legacy", "credential_issue", "unknown_signer", "revoked", "integrity_failed")
+
+
+@dataclass(frozen=True)
+class TrustAssessment:
+    """What the validation codes and the certificate chain say, in the terms of the policy.
+
+    Attributes:
+        tier: One of :data:`TRUST_TIERS`.
+        intact: The claim signature verified and every hash matched.
+        trust_list: ``"c2pa"`` or ``"legacy"`` when the chain leads to that list's anchors, else ``None``.
+        integrity_failures: Failure codes that break integrity.
+        credential_findings: Credential-only failure codes (expired, EKU, untrusted...).
+        revocation_unchecked: OCSP was skipped or unknown (offline).
+        chain: The certificate chain check.
+    """
+
+    tier: str
+    intact: bool
+    trust_list: str | None
+    integrity_failures: tuple[str, ...]
+    credential_findings: tuple[str, ...]
+    revocation_unchecked: bool
+    chain: ChainCheck
+
+    @property
+    def relied_on(self) -> bool:
+        """Whether an AI claim in this manifest is taken as proof."""
+        return self.tier in ("trusted", "trusted_legacy", "credential_issue")
+
+
+def _codes(block: dict[str, Any] | None, kind: str) -> list[str]:
+    items = (block or {}).get(kind) or []
+    return [str(f.get("code")) for f in items[:256] if isinstance(f, dict) and f.get("code")]
+
+
+def assess_validation(state: str, results: dict[str, Any], chain: ChainCheck) -> TrustAssessment:
+    """Apply the provenance policy to c2pa-rs's validation results and the chain check.
+
+    Args:
+        state: c2pa-rs validation state (``Invalid``, ``Valid``, ``Trusted``).
+        results: ``Reader.get_validation_results()``: ``activeManifest`` with
+            ``success``/``failure``/``informational`` lists, and ``ingredientDeltas``.
+        chain: :func:`detectors.provenance.c2pa_chain.check_chain` on the signer's chain.
+
+    Returns:
+        A :class:`TrustAssessment`. Integrity needs ``claimSignature.validated``,
+        a hard-binding match, and no failure code outside the credential
+        family; an unknown code counts against integrity.
+    """
+    active = results.get("activeManifest") if isinstance(results, dict) else None
+    failures = _codes(active, "failure")
+    for delta in (results.get("ingredientDeltas") or [])[:64] if isinstance(results, dict) else []:
+        if isinstance(delta, dict):
+            failures += _codes(delta.get("validationDeltas"), "failure")
+    success = set(_codes(active, "success"))
+    info = _codes(active, "informational")
+
+    def credential(code: str) -> bool:
+        return (code.startswith(_CREDENTIAL_PREFIXES) and code not in _NOT_CREDENTIAL) or code in _TIME_CODES
+
+    integrity_failures = tuple(dict.fromkeys(c for c in failures if not credential(c)))
+    findings = tuple(dict.fromkeys(c for c in failures if credential(c)))
+    intact = not integrity_failures and "claimSignature.validated" in success and bool(_BINDING_OK & success)
+    offline = any(c in _OFFLINE for c in info + failures)
+    revoked = any(c in _REVOKED for c in failures)
+    trust_list = chain.anchored_by
+    if not intact:
+        tier = "integrity_failed"
+    elif revoked:
+        tier = "revoked"
+    elif state == "Trusted":
+        tier, trust_list = "trusted", "c2pa"
+    elif trust_list is None:
+        tier = "unknown_signer"
+    elif trust_list == "legacy" and set(findings) <= {"signingCredential.untrusted"}:
+        tier = "trusted_legacy"
+    else:
+        tier = "credential_issue"
+    return TrustAssessment(tier, intact, trust_list, integrity_failures, findings, offline, chain)
+
+
+def _date(iso: str | None) -> str:
+    return iso[:10] if iso else "an unknown date"
+
+
+_FINDING_WORDS = {
+    "signingCredential.expired": "certificate expired",
+    "claimSignature.outsideValidity": "certificate expired",
+    "signingCredential.invalid": "certificate policy",
+    "signingCredential.untrusted": "untrusted by the SDK",
+}
+
+
+def _finding_words(a: TrustAssessment) -> str:
+    """Short words for the credential findings, e.g. ``certificate expired``."""
+    words = [_FINDING_WORDS.get(c, c) for c in a.credential_findings
+             if not (c == "signingCredential.untrusted" and len(a.credential_findings) > 1)]
+    return ", ".join(dict.fromkeys(words)) or "no finding"
+
+
+def _credential_sentence(a: TrustAssessment, explanations: dict[str, str]) -> str:
+    """Plain words for the credential findings of an intact, anchored manifest."""
+    parts = []
+    codes = set(a.credential_findings)
+    if "signingCredential.expired" in codes or "claimSignature.outsideValidity" in codes:
+        parts.append(f"the certificate expired on {_date(a.chain.not_after)}")
+    if "signingCredential.invalid" in codes:
+        why = explanations.get("signingCredential.invalid") or "a certificate-policy check"
+        parts.append(f"the certificate fails a certificate-policy check ({why}), which concerns the "
+                     "certificate, not the content")
+    other = sorted(codes - {"signingCredential.expired", "claimSignature.outsideValidity",
+                            "signingCredential.invalid", "signingCredential.untrusted"})
+    if other:
+        parts.append("the credential has further findings (" + ", ".join(other) + ")")
+    if a.revocation_unchecked:
+        parts.append("its revocation could not be checked offline")
+    return "; ".join(parts)
 
 
 def _s(value: Any, limit: int = _SHORT) -> str | None:
@@ -265,6 +466,11 @@ class C2paDetector(ProvenanceReader):
             (e.g. a newer copy of the C2PA trust list).
         shipped_anchors: Also trust the C2PA trust list anchors shipped in
             the package (default True).
+        legacy_anchors: PEM bundles of the legacy (interim, pre-2025) trust
+            list's anchors. Nothing is shipped: the list could not be
+            obtained offline (see ``docs/provenance.md``).
+        legacy_allowed: The legacy list's allow-list of end-entity
+            certificates (PEM, or SHA-256 fingerprints one per line).
         include_thumbnail: Put the manifest's embedded thumbnail (at most
             64 KB, JPEG or PNG) into evidence as a data URI.
     """
@@ -277,16 +483,22 @@ class C2paDetector(ProvenanceReader):
         *,
         trust_anchors: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] | str | None = None,
         shipped_anchors: bool = True,
+        legacy_anchors: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] | str | None = None,
+        legacy_allowed: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] | str | None = None,
         include_thumbnail: bool = True,
     ) -> None:
-        if isinstance(trust_anchors, (str, os.PathLike)):
-            trust_anchors = [trust_anchors]
-        self.trust_anchor_paths = tuple(trust_anchors or ())
+        def paths(v: Any) -> tuple[str | os.PathLike[str], ...]:
+            return (v,) if isinstance(v, (str, os.PathLike)) else tuple(v or ())
+
+        self.trust_anchor_paths = paths(trust_anchors)
         self.shipped_anchors = shipped_anchors
+        self.legacy_anchor_paths = paths(legacy_anchors)
+        self.legacy_allowed_paths = paths(legacy_allowed)
         self.include_thumbnail = include_thumbnail
         self._ctx: Any = None
         self._ctx_pid: int | None = None
         self._n_anchors = 0
+        self._anchor_sets: tuple[AnchorSet, ...] = ()
         self._lock = threading.Lock()
 
     def _context(self) -> Any:
@@ -298,6 +510,11 @@ class C2paDetector(ProvenanceReader):
                 self._ctx = c2pa.Context.from_dict(offline_settings(pem))
                 self._ctx_pid = os.getpid()
                 self._n_anchors = n
+                sets = [load_anchor_set("c2pa", self.trust_anchor_paths, shipped=self.shipped_anchors)]
+                if self.legacy_anchor_paths or self.legacy_allowed_paths:
+                    sets.append(load_anchor_set("legacy", self.legacy_anchor_paths,
+                                                allowed_paths=self.legacy_allowed_paths))
+                self._anchor_sets = tuple(a for a in sets if a)
             return self._ctx
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
@@ -328,7 +545,8 @@ class C2paDetector(ProvenanceReader):
                 self.name,
                 self.version,
                 t0,
-                evidence={"state": "Invalid", "summary": "C2PA data present but unreadable", "error": msg},
+                evidence={"state": "Invalid", "trust": "integrity_failed",
+                          "summary": "C2PA data present but unreadable", "error": msg},
                 explanations=(
                     "The file contains C2PA provenance data that could not be read or verified "
                     f"({msg}); it is reported as invalid, not as absent.",
@@ -344,11 +562,16 @@ class C2paDetector(ProvenanceReader):
                 message="no C2PA manifest",
             )
         try:
-            return self._report(reader, t0)
+            return self._report(reader, image.data, t0)
         finally:
             reader.close()
 
-    def _report(self, reader: Any, t0: float) -> DetectorResult:
+    def _chain(self, data: bytes, active_label: Any) -> ChainCheck:
+        store = manifest_store_bytes(data)
+        cose = signature_box(store, str(active_label) if active_label else None) if store else None
+        return check_chain(cose_x5chain(cose), self._anchor_sets) if cose else ChainCheck(read=False)
+
+    def _report(self, reader: Any, data: bytes, t0: float) -> DetectorResult:
         store = json.loads(reader.json())
         state = reader.get_validation_state() or "Invalid"
         vr = reader.get_validation_results() or {}
@@ -362,11 +585,28 @@ class C2paDetector(ProvenanceReader):
                 if isinstance(f, dict):
                     failures.append({"code": _s(f.get("code"), 80), "explanation": _s(f.get("explanation")),
                                      "ingredient": True})
+        code_text = {str(f["code"]): str(f["explanation"]) for f in failures if f.get("code") and f.get("explanation")}
         summary = summarize_manifest_store(store)
-        trusted = state == "Trusted"
+        chain = self._chain(data, store.get("active_manifest"))
+        a = assess_validation(state, vr, chain)
+        trusted = a.tier in ("trusted", "trusted_legacy")
         evidence: dict[str, Any] = {
             "state": state,
             "trusted": trusted,
+            "trust": a.tier,
+            "trust_list": a.trust_list,
+            "integrity": "intact" if a.intact else "failed",
+            "integrity_failures": list(a.integrity_failures),
+            "credential_findings": list(a.credential_findings),
+            "revocation_checked": not a.revocation_unchecked,
+            "certificate": {
+                "subject": chain.subject,
+                "issuer": chain.issuer,
+                "not_before": chain.not_before,
+                "not_after": chain.not_after,
+                "self_signed": chain.self_signed,
+                "anchor": chain.anchor,
+            } if chain.read else None,
             "signer": summary.get("signer"),
             "signer_issuer": summary.get("signer_issuer"),
             "signed_at": summary.get("signed_at"),
@@ -400,31 +640,51 @@ class C2paDetector(ProvenanceReader):
 
         signer = summary.get("signer") or "an unknown signer"
         gen = summary.get("claim_generator") or "unknown software"
+        ai = claim in ("ai_generated", "ai_edited")
         expl: list[str] = []
-        if state == "Invalid":
-            codes = ", ".join(sorted({str(f["code"]) for f in failures if f.get("code")})) or "unknown reason"
+        if a.tier == "integrity_failed":
+            codes = ", ".join(a.integrity_failures) or "the claim signature or content hash was not verified"
             expl.append(
-                f"The file carries a C2PA manifest signed by {signer}, but its validation failed ({codes}); "
-                "what it declares cannot be relied on."
+                f"The file carries a C2PA manifest signed by {signer}, but its validation failed ({codes}): "
+                "the content or the manifest changed after signing, so what it declares cannot be relied on."
             )
             strength = "weak" if claim != "none" else "none"
-        elif legacy:
-            expl.append(f"The file carries a valid C2PA manifest signed by {signer}"
-                        + ("." if trusted else ", though the signing certificate is untrusted."))
-            strength = "strong"
-        elif trusted:
+        elif a.tier == "revoked":
+            expl.append(
+                f"The file carries a C2PA manifest signed by {signer} whose content is unchanged since signing, "
+                "but the signing certificate has been revoked (its key may be in other hands), so what it "
+                "declares is not taken as proof."
+            )
+            strength = "weak" if claim != "none" else "none"
+        elif a.tier == "trusted":
             expl.append(f"The file carries a valid C2PA manifest signed by {signer}, whose certificate is on "
                         "the C2PA trust list.")
-            strength = "proof" if claim in ("ai_generated", "ai_edited") else (
-                "strong" if claim == "camera" else "none"
-            )
-        else:
+            strength = "proof" if ai else ("strong" if claim == "camera" else "none")
+        elif a.tier == "trusted_legacy":
+            expl.append(f"The file carries a valid C2PA manifest signed by {signer}, whose certificate is on "
+                        "the legacy (pre-2025 interim) Content Credentials trust list.")
+            strength = "proof" if ai else ("strong" if claim == "camera" else "none")
+        elif a.tier == "credential_issue":
+            listed = "the legacy (pre-2025 interim) trust list" if a.trust_list == "legacy" else "the C2PA trust list"
             expl.append(
-                f"The file carries a valid C2PA manifest signed by {signer}, but the signing certificate is "
-                "untrusted (not on the C2PA trust list shipped with this tool): the file is intact since "
-                "signing, but the signer's identity is not vouched for."
+                f"The file carries a C2PA manifest signed by {signer}, issued under {listed}: content unchanged "
+                f"since signing; {_credential_sentence(a, code_text)}."
             )
-            strength = "proof" if claim in ("ai_generated", "ai_edited") else ("weak" if claim == "camera" else "none")
+            strength = "proof" if ai else ("strong" if claim == "camera" else "none")
+        else:  # unknown_signer
+            how = "a self-signed certificate" if chain.self_signed else (
+                "a certificate that chains to no trust list shipped with this tool" if chain.read
+                else "a certificate whose chain could not be read")
+            extra = [c for c in a.credential_findings if c != "signingCredential.untrusted"]
+            expl.append(
+                f"The file carries a C2PA manifest whose content is unchanged since signing, but it is signed by "
+                f"{signer} with {how}"
+                + (f" ({', '.join(extra)})" if extra else "")
+                + (". Anyone can sign a manifest that calls a real photo AI-made in order to discredit it, so "
+                   "the claim is reported but not taken as proof." if ai else ": the signer's identity is not "
+                   "vouched for.")
+            )
+            strength = "strong" if ai else ("weak" if claim == "camera" else "none")
         if legacy:
             expl.append(
                 f"Its {summary['legacy_ai'][0]} describes the image as AI-generated in free text (an older "
@@ -446,8 +706,15 @@ class C2paDetector(ProvenanceReader):
             expl.append(f"It declares no AI or camera source type (written by {gen}).")
 
         dst = ", ".join(source_type_code(t) for t in summary["digital_source_types"]) or "no source type"
-        evidence["summary"] = f"C2PA {state}{'' if trusted or state == 'Invalid' else ' (untrusted signer)'}: " \
-                              f"{signer}; {dst}"
+        tier_text = {
+            "trusted": "Trusted",
+            "trusted_legacy": "Trusted (legacy list)",
+            "credential_issue": f"{state} (intact; {_finding_words(a)})",
+            "unknown_signer": f"{state} (intact; untrusted signer)" if state != "Valid" else "Valid (untrusted signer)",
+            "revoked": f"{state} (certificate revoked)",
+            "integrity_failed": "Invalid",
+        }[a.tier]
+        evidence["summary"] = f"C2PA {tier_text}: {signer}; {dst}"
         return result(
             self.name,
             self.version,

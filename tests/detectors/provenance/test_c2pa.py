@@ -119,20 +119,20 @@ def signed_ai_jpeg(test_pki) -> bytes:
     return _sign(test_pki, _jpeg(), AI_CREATED)
 
 
-def test_valid_untrusted_manifest_is_proof_and_says_untrusted(signed_ai_jpeg):
+def test_valid_untrusted_manifest_is_strong_not_proof_and_says_why(signed_ai_jpeg):
     res = create_detector("c2pa").analyze(load_image_bytes(signed_ai_jpeg))
     assert res.status == "ok"
     ev = res.evidence
-    assert ev["state"] == "Valid" and ev["trusted"] is False
-    assert res.claim == "ai_generated" and res.strength == "proof"
+    assert ev["state"] == "Valid" and ev["trusted"] is False and ev["trust"] == "unknown_signer"
+    assert res.claim == "ai_generated" and res.strength == "strong"
     assert ev["signer"] == "aidetect Test Signer"
     assert "aidetect-test-generator" in ev["claim_generator"]
     assert any(a["action"] == "c2pa.created" and a["digitalSourceType"].endswith("trainedAlgorithmicMedia")
                and a["softwareAgent"].startswith("TestDiffusion") and a["where"] == "active manifest"
                for a in ev["actions"])
     assert ev["digital_source_types"] == [IPTC + "trainedAlgorithmicMedia"]
-    assert any("untrusted" in e for e in res.explanations)
-    assert ev["summary"]
+    assert "chains to no trust list" in res.explanations[0] and "Anyone can sign" in res.explanations[0]
+    assert ev["summary"].startswith("C2PA Valid (untrusted signer)")
     thumb = ev.get("thumbnail_data_uri")
     assert thumb is None or thumb.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
     json.dumps(res.to_dict())
@@ -173,8 +173,9 @@ def test_tampered_file_is_invalid_not_absent(signed_ai_jpeg):
 def test_composite_source_type_is_ai_edited(test_pki):
     data = _sign(test_pki, _jpeg(1), [{"action": "c2pa.created",
                                        "digitalSourceType": IPTC + "compositeWithTrainedAlgorithmicMedia"}])
-    res = create_detector("c2pa").analyze(load_image_bytes(data))
+    res = create_detector("c2pa", trust_anchors=[test_pki["ca_path"]]).analyze(load_image_bytes(data))
     assert res.claim == "ai_edited" and res.strength == "proof"
+    assert create_detector("c2pa").analyze(load_image_bytes(data)).strength == "strong"  # unknown signer
 
 
 def test_png_manifest(test_pki):

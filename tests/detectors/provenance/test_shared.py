@@ -27,10 +27,28 @@ def _need(path: Path) -> Path:
 
 
 def test_dalle_manifest_is_ai_generated_but_untrusted():
+    # Signed under the interim trust list, which is not shipped: an intact claim from an unlisted signer.
     res = create_detector("c2pa").analyze(load_image(_need(MS / "DALL-E_cloud_surfing_puppy.webp")))
     assert res.evidence["state"] == "Valid" and res.evidence["trusted"] is False
-    assert res.claim == "ai_generated" and res.strength == "proof"
+    assert res.evidence["integrity"] == "intact" and res.evidence["trust"] == "unknown_signer"
+    assert res.evidence["certificate"]["subject"].startswith("CN=Truepic Lens CLI in ChatGPT")
+    assert res.claim == "ai_generated" and res.strength == "strong"
     assert any("parentOf" in a["where"] for a in res.evidence["actions"])
+
+
+def test_bing_manifest_missing_eku_is_intact_with_a_credential_finding():
+    res = create_detector("c2pa").analyze(load_image(_need(MS / "bing_creator_cloud_surfing_puppy.jpg")))
+    ev = res.evidence
+    assert ev["state"] == "Invalid" and ev["integrity"] == "intact"
+    assert "signingCredential.invalid" in ev["credential_findings"]
+    assert res.claim == "ai_generated" and res.strength == "strong"
+
+
+def test_tampered_public_testfile_fails_integrity():
+    path = _need(PROV / "c2pa_public_testfiles" / "image" / "jpeg" / "adobe-20220124-E-dat-CA.jpg")
+    res = create_detector("c2pa").analyze(load_image(path))
+    assert res.evidence["trust"] == "integrity_failed"
+    assert "assertion.dataHash.mismatch" in res.evidence["integrity_failures"]
 
 
 def test_tampered_public_testfile_is_invalid():
