@@ -20,23 +20,32 @@ pixel count claimed by the image header (``max_pixels``, checked before
 decoding), the number of analyses running at once (``max_concurrent`` worker
 processes) and waiting (``queue_size``; beyond that ``503`` with
 ``Retry-After``), and the time of one analysis (``timeout_s``).
+
+In front of the queue: a request is admitted to it only once its whole body
+has arrived, within ``body_timeout_s`` (else ``408``, and the connection is
+closed), so slow senders never hold a queue slot; one client address may have
+at most ``max_per_client`` requests in progress (reading, waiting or running;
+beyond that ``429``), and at most ``max_reading`` bodies are read at once. A
+client that disconnects mid-body is logged as one line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cli.web.pool import AnalysisPool
@@ -44,8 +53,11 @@ from detectors.record import utc_now
 
 __all__ = [
     "CSP",
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_MAX_PER_CLIENT",
+    "DEFAULT_MAX_READING",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_TIMEOUT_S",
@@ -65,6 +77,14 @@ DEFAULT_MAX_CONCURRENT = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_QUEUE_SIZE = 8
 #: Time limit of one analysis, in seconds.
 DEFAULT_TIMEOUT_S = 120.0
+#: The whole request body must arrive within this many seconds (else 408).
+DEFAULT_BODY_TIMEOUT_S = 30.0
+#: Requests one client address may have in progress at once (else 429).
+DEFAULT_MAX_PER_CLIENT = 8
+#: Request bodies read at once, all clients together (else 503).
+DEFAULT_MAX_READING = 32
+#: A refused request's body is drained for at most this long, so the client can read the answer.
+_DRAIN_S = 2.0
 #: Host names accepted when the server is bound to loopback (DNS-rebinding guard).
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
@@ -396,8 +416,13 @@ class _Desk:
     queue_size: int
     timeout_s: float
     pool: AnalysisPool
-    pending: int = 0  # requests admitted and not answered (reading, waiting or running)
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_per_client: int = DEFAULT_MAX_PER_CLIENT
+    max_reading: int = DEFAULT_MAX_READING
+    pending: int = 0  # requests admitted to the queue and not answered (waiting or running)
     running: int = 0
+    reading: int = 0  # bodies being read, not yet admitted
+    per_client: dict[str, int] = field(default_factory=dict)  # client address -> requests in progress
     done: int = 0
     refused: int = 0
     avg_s: float = 2.0
@@ -413,6 +438,8 @@ class _Desk:
             "max_concurrent": self.max_concurrent,
             "queue_size": self.queue_size,
             "timeout_s": self.timeout_s,
+            "body_timeout_s": self.body_timeout_s,
+            "max_per_client": self.max_per_client,
             "formats": list(SUPPORTED_FORMATS),
         }
 
@@ -421,46 +448,100 @@ class _Desk:
         return int(min(60, max(1, math.ceil(self.avg_s * (waiting + 1) / self.max_concurrent))))
 
 
+async def _drain(request: Request) -> None:
+    """Drain a refused request's body for at most ``_DRAIN_S`` (a slow sender is then cut off)."""
+    try:
+        await asyncio.wait_for(_discard_body(request), timeout=_DRAIN_S)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _read_complete_body(request: Request, desk: _Desk) -> _Upload:
+    """The upload, read whole within ``desk.body_timeout_s``; refusals are counted and logged."""
+    desk.reading += 1
+    try:
+        upload = await asyncio.wait_for(_read_upload(request, desk.max_bytes), timeout=desk.body_timeout_s)
+        if sniff_image_format(upload.data) is None:
+            declared = f" (declared as {upload.content_type})" if upload.content_type else ""
+            raise _Refusal(
+                415, "unsupported_type",
+                f"not a supported image: the content looks like {describe_content(upload.data)}{declared}. "
+                f"Supported: {', '.join(SUPPORTED_FORMATS)}.",
+            )  # fmt: skip
+        return upload
+    except asyncio.TimeoutError:
+        desk.refused += 1
+        _log.info("upload refused (body_timeout): the body did not arrive within %g s; %d refused so far", desk.body_timeout_s, desk.refused)
+        raise _Refusal(
+            408, "body_timeout",
+            f"the upload did not arrive within {desk.body_timeout_s:g} s; send the whole file at once",
+            headers={"Connection": "close"},
+        ) from None  # fmt: skip
+    except ClientDisconnect:
+        desk.refused += 1
+        _log.info("client disconnected before its upload was complete; %d refused so far", desk.refused)
+        raise _Refusal(400, "client_disconnected", "the client disconnected before the upload was complete") from None
+    except _Refusal as exc:
+        desk.refused += 1
+        _log.info("upload refused (%s); %d refused so far", exc.code, desk.refused)
+        raise
+    finally:
+        desk.reading -= 1
+
+
 async def _analyze(request: Request) -> tuple[Any, _Upload, str, float]:
-    """Admit, read, check and analyse one upload. Returns ``(analysis, upload, started_at, elapsed_s)``."""
+    """Read, admit, check and analyse one upload. Returns ``(analysis, upload, started_at, elapsed_s)``.
+
+    The body is read whole (under the read deadline and the per-client and
+    reading caps) before the request may take a place in the analysis queue.
+    """
     desk: _Desk = request.app.state.desk
-    if desk.pending >= desk.capacity:
+    client = request.client.host if request.client else "?"
+    mine = desk.per_client.get(client, 0)
+    if mine >= desk.max_per_client or desk.reading >= desk.max_reading:
         desk.refused += 1
         retry = desk.retry_after()
-        _log.info("upload refused (busy): %d running, %d waiting; %d refused so far", desk.running, desk.pending - desk.running, desk.refused)
-        await _discard_body(request)
-        raise _Refusal(
-            503, "busy",
-            f"the server is busy ({desk.running} analyses running, {desk.pending - desk.running} waiting); "
-            f"try again in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )  # fmt: skip
-    desk.pending += 1
+        if mine >= desk.max_per_client:
+            status, code = 429, "too_many_requests"
+            text = f"this client already has {mine} uploads in progress (the limit is {desk.max_per_client}); wait for their answers"
+        else:
+            status, code = 503, "busy"
+            text = f"the server is busy receiving {desk.reading} other uploads; try again in {retry} s"
+        _log.info("upload refused (%s): %d being received, %d running, %d waiting; %d refused so far",
+                  code, desk.reading, desk.running, desk.pending - desk.running, desk.refused)  # fmt: skip
+        await _drain(request)
+        raise _Refusal(status, code, text, headers={"Retry-After": str(retry)})
+    desk.per_client[client] = mine + 1
     started_at, t0 = utc_now(), time.perf_counter()
     try:
-        try:
-            upload = await _read_upload(request, desk.max_bytes)
-            fmt = sniff_image_format(upload.data)
-            if fmt is None:
-                declared = f" (declared as {upload.content_type})" if upload.content_type else ""
-                raise _Refusal(
-                    415, "unsupported_type",
-                    f"not a supported image: the content looks like {describe_content(upload.data)}{declared}. "
-                    f"Supported: {', '.join(SUPPORTED_FORMATS)}.",
-                )  # fmt: skip
-        except _Refusal as exc:
+        upload = await _read_complete_body(request, desk)
+        if desk.pending >= desk.capacity:
             desk.refused += 1
-            _log.info("upload refused (%s); %d refused so far", exc.code, desk.refused)
-            raise
-        t_wait = time.perf_counter()
-        desk.running += 1
+            retry = desk.retry_after()
+            _log.info("upload refused (busy): %d running, %d waiting; %d refused so far", desk.running, desk.pending - desk.running, desk.refused)
+            raise _Refusal(
+                503, "busy",
+                f"the server is busy ({desk.running} analyses running, {desk.pending - desk.running} waiting); "
+                f"try again in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )  # fmt: skip
+        desk.pending += 1
         try:
-            analysis = await desk.pool.analyze(upload.data, upload.name)
+            t_wait = time.perf_counter()
+            desk.running += 1
+            try:
+                analysis = await desk.pool.analyze(upload.data, upload.name)
+            finally:
+                desk.running -= 1
+            t_end = time.perf_counter()
         finally:
-            desk.running -= 1
-        t_end = time.perf_counter()
+            desk.pending -= 1
     finally:
-        desk.pending -= 1
+        left = desk.per_client.get(client, 1) - 1
+        if left > 0:
+            desk.per_client[client] = left
+        else:
+            desk.per_client.pop(client, None)
     desk.done += 1
     desk.avg_s = 0.8 * desk.avg_s + 0.2 * (t_end - t_wait)
     _log.info(
@@ -470,10 +551,9 @@ async def _analyze(request: Request) -> tuple[Any, _Upload, str, float]:
     rec = analysis.record
     err = rec.get("error") if isinstance(rec.get("error"), dict) else None
     if rec.get("status") == "error" and err and err.get("code") == "too_large":
-        raise _Refusal(
-            413, "too_many_pixels",
-            f"the image has too many pixels: {err.get('message')} (detect serve --max-megapixels changes the limit)",
-        )  # fmt: skip
+        msg = str(err.get("message"))
+        hint = "" if "memory budget" in msg else " (detect serve --max-megapixels changes the limit)"
+        raise _Refusal(413, "too_many_pixels", f"the image has too many pixels: {msg}{hint}")
     return analysis, upload, started_at, time.perf_counter() - t0
 
 
@@ -538,6 +618,7 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
+                            "minLength": 1,
                             "description": "One image: JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF or AVIF. "
                             "The type is read from the file's first bytes, not from its name or declared type.",
                         }
@@ -568,7 +649,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
                     "more pixels than the pixel limit (code `too_many_pixels`)."),
     415: _error_doc("Not a supported image (code `unsupported_type`, checked from the file's magic bytes), "
                     "or the body is not multipart/form-data (code `not_multipart`)."),
+    400: _error_doc("The client disconnected before the upload was complete (code `client_disconnected`)."),
+    408: _error_doc("The whole upload did not arrive within the body-read deadline (code `body_timeout`); "
+                    "the connection is closed."),
     422: _error_doc("No field `file`, several files, an empty file, or a malformed multipart body."),
+    429: _error_doc("This client already has the most uploads in progress that one client may have "
+                    "(code `too_many_requests`). Retry after the `Retry-After` header's seconds."),
     503: _error_doc("Busy: every worker is analysing and the queue is full (code `busy`). "
                     "Retry after the number of seconds in the `Retry-After` header."),
 }  # fmt: skip
@@ -594,6 +680,9 @@ def create_app(
     max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    max_per_client: int = DEFAULT_MAX_PER_CLIENT,
+    max_reading: int = DEFAULT_MAX_READING,
     allowed_hosts: Sequence[str] | None = None,
     detectors: Sequence[str] | None = None,
     calibration_path: str | None = None,
@@ -606,6 +695,10 @@ def create_app(
         max_concurrent: Analyses running at once, one worker process each.
         queue_size: Uploads that may wait for a worker; beyond that 503 with ``Retry-After``.
         timeout_s: Time limit of one analysis; the record is then an error with code ``timeout``.
+        body_timeout_s: The whole request body must arrive within this many seconds (else 408);
+            only then may the request take a place in the queue.
+        max_per_client: Requests one client address may have in progress (else 429).
+        max_reading: Request bodies read at once, all clients together (else 503).
         allowed_hosts: Accepted ``Host`` header names (guards a loopback server against DNS
             rebinding); ``None`` accepts any.
         detectors: Detector registry names; the defaults of ``detect scan`` when ``None``.
@@ -617,10 +710,14 @@ def create_app(
     Raises:
         ValueError: If a limit is out of range.
     """
-    if max_bytes < 1 or max_pixels < 1 or max_concurrent < 1 or queue_size < 0 or timeout_s <= 0:
+    if (
+        max_bytes < 1 or max_pixels < 1 or max_concurrent < 1 or queue_size < 0 or timeout_s <= 0
+        or body_timeout_s <= 0 or max_per_client < 1 or max_reading < 1
+    ):  # fmt: skip
         raise ValueError(
             f"invalid limits: max_bytes={max_bytes}, max_pixels={max_pixels}, max_concurrent={max_concurrent}, "
-            f"queue_size={queue_size}, timeout_s={timeout_s}"
+            f"queue_size={queue_size}, timeout_s={timeout_s}, body_timeout_s={body_timeout_s} (> 0), "
+            f"max_per_client={max_per_client} (>= 1), max_reading={max_reading} (>= 1)"
         )
     if detectors is None:
         from detectors.pipeline import DEFAULT_DETECTORS
@@ -636,6 +733,9 @@ def create_app(
         queue_size=int(queue_size),
         timeout_s=float(timeout_s),
         pool=pool,
+        body_timeout_s=float(body_timeout_s),
+        max_per_client=int(max_per_client),
+        max_reading=int(max_reading),
     )
     pages = {name: (_STATIC / name).read_text(encoding="utf-8") for name in ("index.html", "api.html")}
     assets = {k: (p.read_bytes(), media) for k, (p, media) in _ASSETS.items()}
@@ -731,22 +831,19 @@ def create_app(
     )
     async def card(request: Request) -> JSONResponse:
         """What the page uses: the analysis plus everything needed to draw and download its card."""
-        from cli.reports import HtmlWriter, sanitize
+        from cli.reports import card_view, render_report, sanitize
 
         analysis, upload, started_at, elapsed = await _analyze(request)
-        writer = HtmlWriter("-", title=f"detect: {upload.name}")
-        writer.add(analysis.record, analysis.visuals)
-        ((card_view, images),) = writer.card_views()
+        view = card_view(analysis.record, analysis.visuals)
         summary = upload_summary(
             analysis.record, models=pool.info.models, limits=desk.limits(), started_at=started_at, elapsed_s=elapsed
         )
-        html = writer.render(summary)
-        writer.abort()
+        html = render_report([view], summary, title=f"detect: {upload.name}")
         return JSONResponse(
             {
                 "record": sanitize(analysis.record),
-                "card": sanitize(card_view),
-                "images": images,
+                "card": sanitize(view.card),
+                "images": dict(view.images),
                 "report_html": html,
                 "download_name": _download_stem(upload.name),
             }

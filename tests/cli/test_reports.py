@@ -64,6 +64,7 @@ def _record(path: str, *, label: str = "likely_ai", score: float | None = 0.8, d
             "bytes": 12345,
             "mode": "RGB",
             "frames": 1,
+            "mtime_ns": None,
         },
         "status": "ok",
         "error": None,
@@ -523,10 +524,12 @@ def test_html_evidence_thumbnail_rules(tmp_path: Path) -> None:
         "quote": 'data:image/png;base64,AAAA"onerror=',
     }
     w = HtmlWriter(tmp_path / "r.html")
+    records = []
     for name, uri in cases.items():
         det = DetectorResult(name, "v", claim="ai_generated", strength="strong", evidence={"thumbnail_data_uri": uri}).to_dict()
-        w.add(_record(f"{name}.png", detectors=[det]))
-    w.close({})
+        records.append(_record(f"{name}.png", detectors=[det]))
+        w.add(records[-1])
+    w.close(_summary(records))
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     doc = _walk(html)
     images = json.loads(next(s["data"] for s in doc.scripts if s["attrs"].get("id") == "data"))["images"]
