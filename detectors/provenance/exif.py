@@ -7,6 +7,13 @@ write these; generators usually do not. But EXIF is trivially copied or
 forged, and many real photos have none, so the claim is ``camera`` with
 strength ``weak``, and a missing EXIF block is neutral.
 
+The hint needs camera-like fields: an exposure time, f-number, focal length,
+ISO or a maker note. Make and Model alone are not enough (Black Forest Labs'
+FLUX CLI writes ``Make: Black Forest Labs``, ``Model: flux-dev``). Make,
+Model, Software, ImageDescription or UserComment that match a generator signature
+(:mod:`detectors.provenance.signatures`) are never a camera, whatever else
+the EXIF holds; ``generator_metadata`` reports them.
+
 References:
     CIPA DC-008-2023 / JEITA CP-3451, "Exchangeable image file format for
     digital still cameras: Exif Version 3.0" (IFD0, Exif IFD, IFD1 thumbnail).
@@ -18,11 +25,13 @@ from typing import Any
 
 from detectors.base import DetectorResult, register_detector
 from detectors.provenance._common import ProvenanceReader, result, truncate
+from detectors.provenance.metadata import exif_text_fields
+from detectors.provenance.signatures import match_signatures
 from forensics.io import LoadedImage
 
 __all__ = ["ExifDetector", "read_exif_fields"]
 
-VERSION = "exif-v1"
+VERSION = "exif-v2"
 
 _IFD0 = {0x010F: "Make", 0x0110: "Model", 0x0131: "Software", 0x0132: "DateTime"}
 _EXIF = {
@@ -158,10 +167,22 @@ class ExifDetector(ProvenanceReader):
         if model and make and str(model).lower().startswith(str(make).lower()):
             camera = str(model)
         evidence: dict[str, Any] = dict(fields)
-        if not (camera or exposure):
-            evidence["summary"] = "EXIF without camera fields"
+        generators = match_signatures(exif_text_fields(image.exif))
+        if generators:
+            tools = ", ".join(dict.fromkeys(m.tool for m in generators))
+            shown = "; ".join(f"{m.field} \u201c{truncate(m.value, 80)}\u201d" for m in generators[:3])
+            evidence["generator_signatures"] = [m.rule for m in generators]
+            evidence["summary"] = truncate(f"EXIF names an AI generator ({tools}), not a camera", 200)
+            return result(
+                self.name, self.version, t0, evidence=evidence,
+                explanations=(f"The EXIF metadata names an AI image generator, {tools} ({shown}), so it is not "
+                              "read as a camera; see generator_metadata.",),
+            )
+        if not (exposure or fields.get("maker_note_bytes")):
+            evidence["summary"] = "EXIF without camera fields" + (f" (names {camera})" if camera else "")
             return result(self.name, self.version, t0, status="not_applicable", evidence=evidence,
-                          message="EXIF has no camera make, model or exposure fields")
+                          message="EXIF has no exposure, focal length, ISO or maker-note fields"
+                          + (f" (Make/Model alone, {camera}, are not a camera hint)" if camera else ""))
         exp_text = _fmt_exposure(fields)
         evidence["summary"] = truncate(
             " ".join(x for x in (camera or "unknown camera", f"({exp_text})" if exp_text else "") if x)

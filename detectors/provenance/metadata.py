@@ -12,7 +12,12 @@ after the image data) and in the same fields of EXIF (``UserComment``,
   ``prompt:``/``workflow:`` EXIF strings of its WebP saver;
 * InvokeAI: ``invokeai_metadata``, ``invokeai_graph``, ``sd-metadata`` and the
   older ``Dream`` command line;
-* NovelAI: ``Software`` = ``NovelAI`` with its ``Comment`` JSON.
+* NovelAI: ``Software`` = ``NovelAI`` with its ``Comment`` JSON;
+* generator signatures (the versioned table ``generator_signatures.json``,
+  see :mod:`detectors.provenance.signatures`): Black Forest Labs' FLUX CLI
+  EXIF, and tool names (DALL-E, Bing Image Creator, Midjourney, Firefly,
+  Imagen/Gemini, SD front-ends, NovelAI, Leonardo, Ideogram, Fooocus,
+  InvokeAI, ComfyUI) in EXIF/PNG ``Software`` and XMP ``CreatorTool``.
 
 Prompt, negative prompt, sampler, seed, steps, CFG, model and model hash are
 parsed where present. Text chunks may be many MB: decompression is capped,
@@ -38,20 +43,23 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import ProvenanceReader, MAX_EVIDENCE_CHARS, jpeg_segments, png_text_chunks, result, truncate
+from detectors.provenance._common import MAX_EVIDENCE_CHARS, ProvenanceReader, jpeg_segments, png_text_chunks, result, \
+    truncate
+from detectors.provenance.signatures import load_signature_table, match_signatures
 from forensics.io import LoadedImage
 
 __all__ = [
     "GeneratorFinding",
     "GeneratorMetadataDetector",
     "collect_text_fields",
+    "exif_text_fields",
     "find_generator_metadata",
     "parse_a1111",
     "parse_comfyui",
     "read_stealth_pnginfo",
 ]
 
-VERSION = "genmeta-v1"
+VERSION = "genmeta-v2"
 #: JSON text longer than this is not parsed (kept truncated in ``raw`` only).
 MAX_JSON_CHARS = 16 * 1024 * 1024
 #: Stealth pnginfo is only searched in images up to this many pixels.
@@ -59,21 +67,6 @@ MAX_STEALTH_PIXELS = 16_000_000
 #: Longest stealth payload read, in bytes.
 MAX_STEALTH_BYTES = 4 * 1024 * 1024
 _SHORT = 512
-
-#: Software names that identify an image generator (EXIF/PNG ``Software``).
-GENERATOR_SOFTWARE = (
-    "novelai",
-    "midjourney",
-    "comfyui",
-    "invokeai",
-    "fooocus",
-    "stable diffusion",
-    "automatic1111",
-    "dall-e",
-    "dall·e",
-    "draw things",
-    "diffusionbee",
-)
 
 _A1111_PARAM = re.compile(r'\s*([\w ,/+\-.()\[\]]{1,64}?):\s*("(?:\\.|[^\\"]){0,4096}"|[^,]{0,4096})(?:,|$)')
 
@@ -88,8 +81,10 @@ class GeneratorFinding:
         fields: Parsed ``prompt``, ``negative_prompt``, ``sampler``, ``seed``,
             ``steps``, ``cfg``, ``model``, ``model_hash`` (those present).
         raw: The raw text of each field read, truncated.
-        strength: ``proof`` for a generator's own parameter block, ``strong``
-            for a bare ``Software`` name.
+        strength: ``proof`` for a generator's own parameter block or a
+            ``proof`` signature, ``strong`` for a tool name.
+        signatures: The generator-signature rules that matched (empty for
+            parameter blocks).
     """
 
     tool: str
@@ -97,6 +92,7 @@ class GeneratorFinding:
     fields: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
     strength: str = "proof"
+    signatures: list[dict[str, str]] = field(default_factory=list)
 
 
 def _json(text: str) -> Any:
@@ -422,11 +418,26 @@ def collect_text_fields(image: LoadedImage) -> list[tuple[str, str, str]]:
             if marker == 0xFE:
                 fields.append(("JPEG comment", "Comment", bytes(payload).decode("utf-8", "replace")))
     if image.exif:
-        fields.extend(_exif_fields(image.exif))
+        fields.extend(exif_text_fields(image.exif))
+    fields.extend(_xmp_creator_tools(image))
     return fields
 
 
-def _exif_fields(raw: bytes) -> list[tuple[str, str, str]]:
+def _xmp_creator_tools(image: LoadedImage) -> list[tuple[str, str, str]]:
+    """XMP ``CreatorTool`` values; those read by the regex fallback say so in ``where``."""
+    from detectors.provenance.xmp import extract_xmp_packets, parse_xmp
+
+    out: list[tuple[str, str, str]] = []
+    for loc, packet in extract_xmp_packets(image.data, image.format):
+        got, method = parse_xmp(packet)
+        for v in got.get("CreatorTool", [])[:4]:
+            out.append((f"XMP CreatorTool ({loc}{', regex fallback' if method != 'xml' else ''})", "CreatorTool", v))
+    return out
+
+
+def exif_text_fields(raw: bytes) -> list[tuple[str, str, str]]:
+    """EXIF text fields that may name a generator: ``(where, key, text)`` for ImageDescription, Make, Model,
+    Software, Artist and UserComment."""
     from PIL import Image
 
     out: list[tuple[str, str, str]] = []
@@ -612,11 +623,36 @@ def find_generator_metadata(fields: list[tuple[str, str, str]]) -> list[Generato
         parsed = parse_a1111(text)
         if parsed is not None:
             findings.append(GeneratorFinding(_a1111_tool(parsed), where, parsed, raw(key)))
-    # A bare generator name in Software
-    if not findings and software and any(s in software.lower() for s in GENERATOR_SOFTWARE):
-        findings.append(GeneratorFinding(truncate(software, 80), by_key["Software"][0], {}, raw("Software"),
-                                         strength="strong"))
+    # Generator signatures (generator_signatures.json): BFL's EXIF, tool names in Software/CreatorTool...
+    if not findings:
+        findings.extend(_signature_findings(fields, by_key))
     return findings
+
+
+def _signature_findings(fields: list[tuple[str, str, str]], by_key: dict[str, tuple[str, str]]) -> list[GeneratorFinding]:
+    """One finding per tool whose signature matched; a match read by the XMP regex fallback is at most strong."""
+    rules = {r.id: r for r in load_signature_table().rules}
+    by_tool: dict[str, list[Any]] = {}
+    for m in match_signatures(fields):
+        by_tool.setdefault(m.tool, []).append(m)
+    out = []
+    for tool, matches in by_tool.items():
+        strengths = [m.strength if "regex fallback" not in m.where else "strong" for m in matches]
+        parsed: dict[str, Any] = {}
+        for m in matches:
+            rule = rules[m.rule]
+            if rule.prompt_field and rule.prompt_field in by_key and "prompt" not in parsed:
+                parsed["prompt"] = by_key[rule.prompt_field][1]
+            if rule.model_field and rule.model_field in by_key and "model" not in parsed:
+                parsed["model"] = by_key[rule.model_field][1]
+        raw = {f"{m.where}": truncate(m.value, MAX_EVIDENCE_CHARS) for m in matches}
+        finding = GeneratorFinding(tool, ", ".join(dict.fromkeys(m.where for m in matches)), parsed, raw,
+                                   strength="proof" if "proof" in strengths else "strong")
+        finding.signatures = [{"rule": m.rule, "strength": s, "where": m.where, "value": m.value}
+                              for m, s in zip(matches, strengths)]
+        out.append(finding)
+    out.sort(key=lambda f: f.strength != "proof")
+    return out
 
 
 class GeneratorMetadataDetector(ProvenanceReader):
@@ -659,6 +695,9 @@ class GeneratorMetadataDetector(ProvenanceReader):
         raw_all: dict[str, str] = {}
         for f in findings:
             raw_all.update(f.raw)
+        signatures = [sig for f in findings for sig in f.signatures]
+        matched = signatures or [{"rule": m.rule, "strength": m.strength, "where": m.where, "value": m.value}
+                                 for m in match_signatures(fields)]
         clean = _clean(merged)
         evidence: dict[str, Any] = {
             "tool": main.tool,
@@ -674,12 +713,24 @@ class GeneratorMetadataDetector(ProvenanceReader):
             "model_hash": clean.get("model_hash"),
             "raw": raw_all,
         }
+        if matched:
+            evidence["signatures"] = matched
+            evidence["signature_table"] = load_signature_table().version
         bits = [f"seed {clean['seed']}" if clean.get("seed") is not None else "",
                 f"sampler {clean['sampler']}" if clean.get("sampler") else ""]
         detail = ", ".join(b for b in bits if b)
         evidence["summary"] = truncate(f"{main.tool} generation metadata" + (f" ({detail})" if detail else ""), 200)
         strength = "proof" if any(f.strength == "proof" for f in findings) else "strong"
-        if strength == "proof":
+        if signatures:
+            shown = "; ".join(f"{sig['where']} \u201c{truncate(sig['value'], 80)}\u201d" for sig in signatures[:4])
+            expl = (
+                f"The file's metadata carries the signature that {main.tool} writes into its images ({shown}). "
+                "Such metadata can be removed or copied, but cameras never write it."
+                if strength == "proof" else
+                f"The file's metadata names an image generator, {main.tool} ({shown}); this is a strong hint that "
+                "it was AI-generated, though the field can be edited."
+            )
+        elif strength == "proof":
             expl = (
                 f"The file carries the generation parameters that {main.tool} writes into its images "
                 f"({main.source}"
