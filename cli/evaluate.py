@@ -70,7 +70,7 @@ class EvalConfig:
 
 def _init_worker(detectors: tuple[str, ...], calibration_path: str | None) -> None:  # pragma: no cover - child
     global _PIPE
-    from detectors.fusion import load_calibration
+    from detectors.calibration import load_calibration
     from detectors.pipeline import DEFAULT_DETECTORS, Pipeline
 
     cal = load_calibration(calibration_path) if calibration_path else None
@@ -253,7 +253,7 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
     config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), calibration_path, jobs, out_dir)
     err = Console(stderr=True)
     samples = _select(config)
-    from detectors.fusion import load_calibration
+    from detectors.calibration import load_calibration
 
     cal = load_calibration(calibration_path) if calibration_path else load_calibration()
     _leakage_guard(samples, cal)
@@ -442,15 +442,6 @@ def _calibration_scores(
     return x, y, keys, hashes, result_names
 
 
-def _describe_fusion(fusion: dict[str, Any]) -> str:
-    names = fusion["detectors"]
-    if fusion.get("rule") == "max":
-        parts = ", ".join(f"{n} ({a:.3f} z {b:+.3f})" for n, a, b in zip(names, fusion["weights"], fusion["biases"]))
-        return f"max of the detectors' Platt-calibrated logits: {parts}"
-    parts = ", ".join(f"{n} {w:.3f}" for n, w in zip(names, fusion["weights"]))
-    return f"logistic late fusion with non-negative weights: {parts}; bias {fusion['bias']:.3f}"
-
-
 def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:
     """A short markdown card for a calibration file: data, command, choice of map, thresholds."""
     cal = fit.calibration
@@ -462,7 +453,7 @@ def _calibration_card(fit: Any, *, command: str, n_files: int) -> str:
             f"- Data: {cal.fitted_on}.",
             f"- Files seen: {n_files} (their sha256 are in the JSON; `detect eval` refuses to report on them).",
             f"- Command: `{command}`",
-            f"- Fusion: {_describe_fusion(cal.fusion)}.",
+            f"- Fusion: {cal.fusion.describe()}.",
             f"- Fusion rule and map: **{fit.chosen}**, chosen by log-loss on a held-out half of the calibration set "
             "(grouped by file), then refitted on all of it:",
             "",

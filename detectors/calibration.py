@@ -1,22 +1,28 @@
-"""Fitting the fusion, the calibration map and the decision thresholds.
+"""The fitted calibration of the verdict, and how it is fitted.
+
+A :class:`Calibration` is the state that turns the pixel detectors' scores
+into one calibrated P(AI) and the two thresholds on it. It is read from and
+written to ``detectors/weights/calibration.json``; :mod:`detectors.fusion`
+applies it to decide the label.
 
 * Fusion of the pixel detectors' logits (late fusion), one of two rules:
-  ``logistic``, a logistic regression with non-negative weights (a detector
-  is never read against its own direction; one that would need a negative
-  weight is dropped), or ``max``, the largest of the detectors' own
-  Platt-calibrated logits, for detectors that are specialists of different
-  generator families (one fires, the others stay silent). The rule is chosen
-  with the map, by log-loss on the held-out half.
-* Calibration map: Platt scaling (J. Platt, "Probabilistic outputs for
-  support vector machines", 1999) or isotonic regression by pool-adjacent-
-  violators (B. Zadrozny and C. Elkan, "Transforming classifier scores into
-  accurate multiclass probability estimates", KDD 2002). Both are fitted on
-  one half of the calibration split and compared on the other half by
-  log-loss; the better one is refitted on the whole split.
-* Thresholds: ``likely_ai`` is the smallest score that keeps the false
-  positive rate on the calibration reals at or below ``target_fpr``;
-  ``likely_real`` is the largest score that keeps the miss rate on the
-  calibration AI images at or below ``target_miss``.
+  :class:`LogisticFusion`, a logistic regression with non-negative weights (a
+  detector is never read against its own direction; one that would need a
+  negative weight is dropped), or :class:`MaxFusion`, the largest of the
+  detectors' own Platt-calibrated logits, for detectors that are specialists
+  of different generator families (one fires, the others stay silent). The
+  rule is chosen with the map, by log-loss on the held-out half.
+* Calibration map of the fused logit: :class:`PlattMap` (J. Platt,
+  "Probabilistic outputs for support vector machines", 1999) or
+  :class:`IsotonicMap`, isotonic regression by pool-adjacent-violators (B.
+  Zadrozny and C. Elkan, "Transforming classifier scores into accurate
+  multiclass probability estimates", KDD 2002). Both are fitted on one half of
+  the calibration split and compared on the other half by log-loss; the better
+  one is refitted on the whole split.
+* Thresholds (:func:`thresholds_for`): ``likely_ai`` by
+  :func:`detectors.metrics.threshold_at_fpr` on the calibration reals for
+  ``target_fpr``; ``likely_real`` by the same rule mirrored, for
+  ``target_miss`` on the calibration AI images.
 
 Only the calibration split is ever seen here. The sha256 of every
 calibration file is stored in the result so that the evaluation harness can
@@ -25,15 +31,37 @@ refuse to report on them (leakage guard).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 import numpy as np
 
-from detectors.fusion import Calibration
-from detectors.metrics import ece
+from detectors.base import DetectorResult
+from detectors.logistic import fit_logistic_regression
+from detectors.metrics import ece, threshold_at_fpr
 
-__all__ = ["CalibrationFit", "detector_logits", "fit_calibration", "fit_isotonic", "fit_platt", "fusion_logits", "log_loss", "thresholds_for"]
+__all__ = [
+    "Calibration",
+    "CalibrationFit",
+    "FusionRule",
+    "IdentityMap",
+    "IsotonicMap",
+    "LogisticFusion",
+    "MaxFusion",
+    "PlattMap",
+    "ScoreMap",
+    "fit_calibration",
+    "fit_isotonic",
+    "fit_platt",
+    "fusion_from_dict",
+    "load_calibration",
+    "log_loss",
+    "score_map_from_dict",
+    "thresholds_for",
+]
 
 _EPS = 1e-6
 
@@ -43,6 +71,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(z, -50, 50)))
+
+
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean binary cross-entropy, with probabilities clipped to ``[1e-6, 1 - 1e-6]``."""
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
@@ -50,39 +82,375 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
-def fit_platt(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iterations: int = 100) -> dict[str, Any]:
-    """Platt scaling ``P = sigmoid(a z + b)`` on fused logits ``z`` (Newton's method).
+# ---------------------------------------------------------------------------
+# Calibration maps: fused logit -> P(AI)
 
-    Returns:
-        ``{"kind": "platt", "a": float, "b": float}``.
+
+@dataclass(frozen=True)
+class PlattMap:
+    """Platt scaling ``P = sigmoid(a z + b)`` of the fused logit ``z``.
+
+    Attributes:
+        a: Slope.
+        b: Offset.
     """
+
+    a: float
+    b: float
+    kind: ClassVar[str] = "platt"
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """``float64`` P(AI) in ``[0, 1]``, the shape of ``z``."""
+        return _sigmoid(self.a * np.asarray(z, dtype=np.float64) + self.b)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``score_map`` block of the calibration file."""
+        return {"kind": self.kind, "a": self.a, "b": self.b}
+
+
+@dataclass(frozen=True)
+class IsotonicMap:
+    """A non-decreasing step map, interpolated linearly between block centres and clamped beyond them.
+
+    Attributes:
+        x: Block centres (fused logits), non-decreasing, at least one.
+        y: P(AI) of each block, non-decreasing, in ``[0, 1]``.
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    kind: ClassVar[str] = "isotonic"
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y) or not self.x:
+            raise ValueError(f"isotonic map needs x and y of one non-zero length, got {len(self.x)} and {len(self.y)}")
+        if any(not 0.0 <= v <= 1.0 for v in self.y):
+            raise ValueError(f"isotonic map values must be in [0, 1], got {list(self.y)}")
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """``float64`` P(AI) in ``[0, 1]``, the shape of ``z``."""
+        return np.interp(np.asarray(z, dtype=np.float64), np.asarray(self.x), np.asarray(self.y))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``score_map`` block of the calibration file."""
+        return {"kind": self.kind, "x": list(self.x), "y": list(self.y)}
+
+
+@dataclass(frozen=True)
+class IdentityMap:
+    """``P = sigmoid(z)``: the fused logit read as it is."""
+
+    kind: ClassVar[str] = "identity"
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """``float64`` P(AI) in ``[0, 1]``, the shape of ``z``."""
+        return _sigmoid(np.asarray(z, dtype=np.float64))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``score_map`` block of the calibration file."""
+        return {"kind": self.kind}
+
+
+ScoreMap = Union[PlattMap, IsotonicMap, IdentityMap]
+
+
+def score_map_from_dict(d: Mapping[str, Any]) -> ScoreMap:
+    """Read a ``score_map`` block (``{"kind": "platt" | "isotonic" | "identity", ...}``).
+
+    Raises:
+        ValueError: On an unknown ``kind`` or a missing field.
+    """
+    kind = d.get("kind")
+    if kind == "platt":
+        return PlattMap(a=float(d["a"]), b=float(d["b"]))
+    if kind == "isotonic":
+        return IsotonicMap(x=tuple(float(v) for v in d["x"]), y=tuple(float(v) for v in d["y"]))
+    if kind == "identity":
+        return IdentityMap()
+    raise ValueError(f"unknown calibration map kind {kind!r}; allowed: platt, isotonic, identity")
+
+
+# ---------------------------------------------------------------------------
+# Fusion rules: (N, K) detector scores -> (N,) fused logits
+
+
+def _check_lengths(detectors: tuple[str, ...], **cols: tuple[float, ...]) -> None:
+    if not detectors or len(set(detectors)) != len(detectors):
+        raise ValueError(f"a fusion needs distinct detector names, got {list(detectors)}")
+    for name, col in cols.items():
+        if len(col) != len(detectors):
+            raise ValueError(f"fusion {name} has {len(col)} entries for {len(detectors)} detectors")
+
+
+@dataclass(frozen=True)
+class LogisticFusion:
+    """Logistic late fusion: ``z = sum_k w_k logit(s_k) + bias``; a detector without a score adds nothing.
+
+    Attributes:
+        detectors: Fused detector names, in column order.
+        weights: One non-negative weight per detector.
+        bias: Intercept.
+    """
+
+    detectors: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    rule: ClassVar[str] = "logistic"
+
+    def __post_init__(self) -> None:
+        _check_lengths(self.detectors, weights=self.weights)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Fused logits.
+
+        Args:
+            scores: ``(N, K)`` P(AI) in the order of :attr:`detectors`, NaN where a detector gave no score.
+
+        Returns:
+            ``float64`` ``(N,)``.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        z = np.where(~np.isnan(scores), _logit(scores), 0.0)
+        return (z * np.asarray(self.weights, dtype=np.float64)).sum(axis=1) + self.bias
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fusion`` block of the calibration file."""
+        return {"rule": self.rule, "detectors": list(self.detectors), "weights": list(self.weights), "bias": self.bias}
+
+    def describe(self) -> str:
+        """One line for calibration cards."""
+        parts = ", ".join(f"{n} {w:.3f}" for n, w in zip(self.detectors, self.weights))
+        return f"logistic late fusion with non-negative weights: {parts}; bias {self.bias:.3f}"
+
+
+@dataclass(frozen=True)
+class MaxFusion:
+    """Max fusion: ``z = max_k (a_k logit(s_k) + b_k)`` over the detectors that gave a score.
+
+    Attributes:
+        detectors: Fused detector names, in column order.
+        weights: Per-detector Platt slopes ``a_k`` (0 drops a detector).
+        biases: Per-detector Platt offsets ``b_k``.
+    """
+
+    detectors: tuple[str, ...]
+    weights: tuple[float, ...]
+    biases: tuple[float, ...]
+    rule: ClassVar[str] = "max"
+
+    def __post_init__(self) -> None:
+        _check_lengths(self.detectors, weights=self.weights, biases=self.biases)
+
+    def detector_logits(self, scores: np.ndarray) -> np.ndarray:
+        """Each detector's own Platt-calibrated logit.
+
+        Args:
+            scores: ``(N, K)`` P(AI) in the order of :attr:`detectors`, NaN where a detector gave no score.
+
+        Returns:
+            ``float64`` ``(N, K)``; ``-inf`` where a detector gave no score.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        a = np.asarray(self.weights, dtype=np.float64)
+        b = np.asarray(self.biases, dtype=np.float64)
+        return np.where(~np.isnan(scores), _logit(scores) * a + b, -np.inf)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Fused logits ``(N,)`` (0 where no detector scored); ``scores`` as in :meth:`detector_logits`."""
+        out = self.detector_logits(scores).max(axis=1)
+        return np.where(np.isfinite(out), out, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fusion`` block of the calibration file."""
+        return {"rule": self.rule, "detectors": list(self.detectors), "weights": list(self.weights), "biases": list(self.biases)}
+
+    def describe(self) -> str:
+        """One line for calibration cards."""
+        parts = ", ".join(f"{n} ({a:.3f} z {b:+.3f})" for n, a, b in zip(self.detectors, self.weights, self.biases))
+        return f"max of the detectors' Platt-calibrated logits: {parts}"
+
+
+FusionRule = Union[LogisticFusion, MaxFusion]
+
+
+def fusion_from_dict(d: Mapping[str, Any]) -> FusionRule:
+    """Read a ``fusion`` block (``rule`` ``logistic``, the default when absent, or ``max``).
+
+    Raises:
+        ValueError: On an unknown ``rule``, a missing field or mismatched lengths.
+    """
+    rule = d.get("rule", "logistic")
+    names = tuple(str(n) for n in d["detectors"])
+    if rule == "logistic":
+        return LogisticFusion(names, tuple(float(v) for v in d["weights"]), float(d["bias"]))
+    if rule == "max":
+        return MaxFusion(names, tuple(float(v) for v in d["weights"]), tuple(float(v) for v in d["biases"]))
+    raise ValueError(f"unknown fusion rule {rule!r}; allowed: logistic, max")
+
+
+# ---------------------------------------------------------------------------
+# The calibration
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fusion, calibration map and thresholds on the fused P(AI).
+
+    Attributes:
+        name: Identifier of the calibration, e.g. ``"fused"``.
+        version: Version string named in every report.
+        likely_ai: Scores >= this are ``likely_ai``; chosen for ``target_fpr`` on real photos.
+        likely_real: Scores <= this are ``likely_real``; chosen for ``target_miss`` on AI images.
+        target_fpr: The false-positive rate the ``likely_ai`` threshold was fitted for.
+        target_miss: The miss rate the ``likely_real`` threshold was fitted for.
+        fitted_on: Description of the calibration data.
+        fusion: The fusion of the pixel detectors' logits, or ``None`` for the plain mean of their scores.
+        score_map: The map applied to the fused logit, or ``None`` (then the logit's sigmoid).
+        calibration_hashes: sha256 of every file the calibration saw (leakage guard).
+    """
+
+    name: str
+    version: str
+    likely_ai: float
+    likely_real: float
+    target_fpr: float = 0.01
+    target_miss: float = 0.05
+    fitted_on: str = ""
+    fusion: FusionRule | None = None
+    score_map: ScoreMap | None = None
+    calibration_hashes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.likely_real <= self.likely_ai <= 1.0:
+            raise ValueError(
+                f"need 0 <= likely_real <= likely_ai <= 1, got likely_real={self.likely_real}, likely_ai={self.likely_ai}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Calibration":
+        """Build from the calibration file's JSON object (see :meth:`to_json`).
+
+        Raises:
+            KeyError, TypeError, ValueError: On a missing field or an invalid value.
+        """
+        fusion = d.get("fusion")
+        score_map = d.get("score_map")
+        return cls(
+            name=d["name"],
+            version=d["version"],
+            likely_ai=float(d["likely_ai"]),
+            likely_real=float(d["likely_real"]),
+            target_fpr=float(d.get("target_fpr", 0.01)),
+            target_miss=float(d.get("target_miss", 0.05)),
+            fitted_on=str(d.get("fitted_on", "")),
+            fusion=None if fusion is None else fusion_from_dict(fusion),
+            score_map=None if score_map is None else score_map_from_dict(score_map),
+            calibration_hashes=tuple(d.get("calibration_hashes", ())),
+        )
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "likely_ai": self.likely_ai,
+            "likely_real": self.likely_real,
+            "target_fpr": self.target_fpr,
+            "target_miss": self.target_miss,
+            "fitted_on": self.fitted_on,
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``calibration`` block of records and summaries (without the hash list)."""
+        d: dict[str, object] = self._header()
+        d["map"] = None if self.score_map is None else self.score_map.kind
+        d["fused_detectors"] = None if self.fusion is None else list(self.fusion.detectors)
+        return d
+
+    def to_json(self) -> str:
+        """The complete calibration file (the schema :meth:`from_dict` and :func:`load_calibration` read)."""
+        d: dict[str, Any] = self._header()
+        d["fusion"] = None if self.fusion is None else self.fusion.to_dict()
+        d["score_map"] = None if self.score_map is None else self.score_map.to_dict()
+        d["calibration_hashes"] = list(self.calibration_hashes)
+        return json.dumps(d, indent=1)
+
+    def fused_score(self, results: Sequence[DetectorResult]) -> float | None:
+        """Fused, calibrated P(AI) from the pixel detectors' scores, or ``None`` if none scored.
+
+        Without a fitted fusion, or when none of its detectors scored, the
+        scores are averaged. With one, the fused detectors' scores are combined
+        by its rule and mapped by :attr:`score_map`; a detector that gave no
+        score adds nothing.
+        """
+        scored = _scored(results)
+        if not scored:
+            return None
+        if self.fusion is None or not any(n in scored for n in self.fusion.detectors):
+            return sum(scored.values()) / len(scored)
+        z = self.fusion(self._score_row(scored))
+        m = self.score_map if self.score_map is not None else IdentityMap()
+        return float(m(z)[0])
+
+    def pixel_evidence(self, results: Sequence[DetectorResult]) -> list[tuple[str, float]]:
+        """Each fused detector's own calibrated P(AI) under a max fusion, strongest first.
+
+        Empty for other fusion rules, or when no fused detector scored.
+        """
+        if not isinstance(self.fusion, MaxFusion):
+            return []
+        z = self.fusion.detector_logits(self._score_row(_scored(results)))[0]
+        out = [
+            (name, float(_sigmoid(zk))) for name, zk, a in zip(self.fusion.detectors, z, self.fusion.weights) if np.isfinite(zk) and a > 0
+        ]
+        return sorted(out, key=lambda t: -t[1])
+
+    def _score_row(self, scored: dict[str, float]) -> np.ndarray:
+        """``(1, K)`` scores in the fusion's detector order, NaN where missing."""
+        assert self.fusion is not None
+        return np.array([[scored.get(n, np.nan) for n in self.fusion.detectors]], dtype=np.float64)
+
+
+def _scored(results: Sequence[DetectorResult]) -> dict[str, float]:
+    return {r.name: float(r.score) for r in results if r.status == "ok" and r.score is not None}
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Load a calibration JSON file; the shipped one when ``path`` is ``None``.
+
+    Raises:
+        ValueError: If the file lacks a field or has out-of-range values, naming the file.
+    """
+    if path is None:
+        text = resources.files("detectors").joinpath("weights", "calibration.json").read_text(encoding="utf-8")
+        where = "shipped calibration"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
+    try:
+        return Calibration.from_dict(json.loads(text))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{where}: invalid calibration file: {type(exc).__name__}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------
+# Fitting
+
+
+def fit_platt(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iterations: int = 100) -> PlattMap:
+    """Platt scaling ``P = sigmoid(a z + b)`` on fused logits ``z`` (:mod:`detectors.logistic`)."""
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x = np.stack([z, np.ones_like(z)], axis=1)
-    beta = _logistic(x, y, np.full(2, l2), iterations=iterations)
-    return {"kind": "platt", "a": float(beta[0]), "b": float(beta[1])}
+    beta = fit_logistic_regression(x, y, reg=np.full(2, l2), iterations=iterations)
+    return PlattMap(a=float(beta[0]), b=float(beta[1]))
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, reg: np.ndarray, *, iterations: int = 100, jitter: float = 0.0) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; ``reg`` per coefficient, ``jitter`` on the Hessian diagonal."""
-    beta = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        p = 1 / (1 + np.exp(-np.clip(x @ beta, -50, 50)))
-        g = x.T @ (p - y) + reg * beta
-        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg + jitter)
-        step = np.linalg.solve(h, g)
-        beta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return beta
-
-
-def fit_isotonic(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def fit_isotonic(z: np.ndarray, y: np.ndarray) -> IsotonicMap:
     """Isotonic (non-decreasing) regression of ``y`` on ``z`` by pool-adjacent-violators.
 
     Returns:
-        ``{"kind": "isotonic", "x": [...], "y": [...]}``: block centres and
-        values, interpolated linearly (and clamped) between them.
+        Block centres and values (clipped to ``[1e-6, 1 - 1e-6]``), interpolated
+        linearly (and clamped) between them.
     """
     order = np.argsort(z, kind="mergesort")
     zs = np.asarray(z, dtype=np.float64)[order]
@@ -96,45 +464,29 @@ def fit_isotonic(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
             blocks[-1][0] += s
             blocks[-1][1] += w
             blocks[-1][2] += zz
-    xs = [b[2] / b[1] for b in blocks]
-    vs = [min(max(b[0] / b[1], _EPS), 1 - _EPS) for b in blocks]
-    return {"kind": "isotonic", "x": xs, "y": vs}
-
-
-def apply_map(score_map: dict[str, Any], z: np.ndarray) -> np.ndarray:
-    """Apply a calibration map to fused logits ``z``; returns probabilities in ``[0, 1]``."""
-    z = np.asarray(z, dtype=np.float64)
-    if score_map["kind"] == "platt":
-        return 1 / (1 + np.exp(-np.clip(score_map["a"] * z + score_map["b"], -50, 50)))
-    if score_map["kind"] == "isotonic":
-        return np.interp(z, np.asarray(score_map["x"]), np.asarray(score_map["y"]))
-    if score_map["kind"] == "identity":
-        return 1 / (1 + np.exp(-np.clip(z, -50, 50)))
-    raise ValueError(f"unknown calibration map kind {score_map['kind']!r}; allowed: platt, isotonic, identity")
+    xs = tuple(float(b[2] / b[1]) for b in blocks)
+    vs = tuple(float(min(max(b[0] / b[1], _EPS), 1 - _EPS)) for b in blocks)
+    return IsotonicMap(x=xs, y=vs)
 
 
 def thresholds_for(y: np.ndarray, p: np.ndarray, *, target_fpr: float, target_miss: float) -> tuple[float, float]:
     """``(likely_ai, likely_real)`` on calibrated scores ``p`` for the two targets.
 
-    ``likely_ai`` is just above the ``ceil((1 - target_fpr) n)``-th real score,
-    so at most ``target_fpr`` of the reals reach it; ``likely_real`` is the
-    largest AI score below which at most ``target_miss`` of the AI images fall.
-    ``likely_real`` is clamped to ``likely_ai``.
+    ``likely_ai`` is :func:`detectors.metrics.threshold_at_fpr` of the reals'
+    scores (``score >= likely_ai`` flags at most ``target_fpr`` of them; tied
+    reals count against it), clamped to 1. ``likely_real`` is the same rule
+    mirrored on the AI images: the largest value with at most ``target_miss``
+    of them at or below it, clamped to ``[0, likely_ai]``.
     """
     if not 0 <= target_fpr < 1 or not 0 <= target_miss < 1:
         raise ValueError(f"targets must be in [0, 1), got fpr={target_fpr}, miss={target_miss}")
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
-    reals = np.sort(p[y == 0])
-    ais = np.sort(p[y == 1])
+    reals, ais = p[y == 0], p[y == 1]
     if len(reals) == 0 or len(ais) == 0:
         raise ValueError("calibration needs both real and AI images")
-    k = int(np.floor(target_fpr * len(reals)))  # reals allowed at or above the threshold
-    above = reals[len(reals) - 1 - k]
-    t_ai = float(np.nextafter(above, np.inf)) if k == 0 else float(reals[len(reals) - k])
-    t_ai = min(t_ai, 1.0)
-    m = int(np.floor(target_miss * len(ais)))  # AI images allowed at or below the threshold
-    t_real = float(np.nextafter(ais[0], -np.inf)) if m == 0 else float(ais[m - 1])
+    t_ai = min(threshold_at_fpr(reals, target_fpr=target_fpr), 1.0)
+    t_real = -threshold_at_fpr(-ais, target_fpr=target_miss)  # score <= t_real  <=>  -score >= -t_real
     t_real = max(0.0, min(t_real, t_ai))
     return t_ai, t_real
 
@@ -155,32 +507,7 @@ class CalibrationFit:
     chosen: str
 
 
-def detector_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
-    """Each detector's own Platt-calibrated logit under a ``max`` fusion.
-
-    Args:
-        scores: ``(N, K)`` P(AI), NaN where a detector gave no score.
-        fusion: A fitted fusion with ``rule == "max"``.
-
-    Returns:
-        ``float64`` ``(N, K)``; ``-inf`` where a detector gave no score.
-    """
-    a = np.asarray(fusion["weights"], dtype=np.float64)
-    b = np.asarray(fusion["biases"], dtype=np.float64)
-    return np.where(~np.isnan(scores), _logit(scores) * a + b, -np.inf)
-
-
-def fusion_logits(scores: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
-    """Fused logits ``(N,)`` of ``(N, K)`` scores (NaN = no score) under a fitted fusion."""
-    if fusion.get("rule", "logistic") == "max":
-        out = detector_logits(scores, fusion).max(axis=1)
-        return np.where(np.isfinite(out), out, 0.0)
-    w = np.asarray(fusion["weights"], dtype=np.float64)
-    z = np.where(~np.isnan(scores), _logit(scores), 0.0)
-    return (z * w).sum(axis=1) + fusion["bias"]
-
-
-def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, rule: str = "logistic", l2: float = 1.0) -> dict[str, Any]:
+def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, rule: str = "logistic", l2: float = 1.0) -> FusionRule:
     """Fit a fusion rule on ``(N, K)`` scores (NaN = no score, which adds no evidence).
 
     ``logistic``: non-negative weights by an active set (the most negative
@@ -190,6 +517,7 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
     """
     if rule not in ("logistic", "max"):
         raise ValueError(f"rule must be 'logistic' or 'max', got {rule!r}")
+    names = tuple(detectors)
     z = np.where(np.isnan(scores), 0.0, _logit(scores))
     k = z.shape[1]
     if rule == "max":
@@ -198,23 +526,23 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
             m = ~np.isnan(scores[:, j])
             if len(set(y[m])) == 2:
                 fit = fit_platt(z[m, j], y[m])
-                a[j], b[j] = max(fit["a"], 0.0), fit["b"]
-        return {"rule": "max", "detectors": list(detectors), "weights": a.tolist(), "biases": b.tolist()}
+                a[j], b[j] = max(fit.a, 0.0), fit.b
+        return MaxFusion(names, tuple(float(v) for v in a), tuple(float(v) for v in b))
     if k == 1:
-        return {"rule": "logistic", "detectors": list(detectors), "weights": [1.0], "bias": 0.0}
+        return LogisticFusion(names, (1.0,), 0.0)
     active = list(range(k))
     while True:
         x = np.hstack([z[:, active], np.ones((len(z), 1))])
         reg = np.full(x.shape[1], l2)
         reg[-1] = 0
-        beta = _logistic(x, y, reg, jitter=1e-9)
+        beta = fit_logistic_regression(x, y, reg=reg, jitter=1e-9)
         worst = int(np.argmin(beta[:-1]))
         if beta[worst] >= 0 or len(active) == 1:
             break
         del active[worst]
     w = np.zeros(k)
     w[active] = np.maximum(beta[:-1], 0.0)
-    return {"rule": "logistic", "detectors": list(detectors), "weights": w.tolist(), "bias": float(beta[-1])}
+    return LogisticFusion(names, tuple(float(v) for v in w), float(beta[-1]))
 
 
 def fit_calibration(
@@ -276,18 +604,18 @@ def fit_calibration(
     maps = ("platt", "isotonic") if method == "auto" else (method,)
     validation: dict[str, dict[str, float]] = {}
     for rule in rules:
-        fz = fusion_logits(scores, _fit_fusion(scores[fit & fm], y[fit & fm], detectors, rule=rule))
+        fz = _fit_fusion(scores[fit & fm], y[fit & fm], detectors, rule=rule)(scores)
         for kind in ("platt", "isotonic"):
             m = fit_platt(fz[fit], y[fit]) if kind == "platt" else fit_isotonic(fz[fit], y[fit])
-            pv = apply_map(m, fz[val])
+            pv = m(fz[val])
             validation[f"{rule}+{kind}"] = {"log_loss": log_loss(y[val], pv), "ece": ece(y[val], pv)}
     chosen = min((f"{r}+{k}" for r in rules for k in maps), key=lambda c: validation[c]["log_loss"])
     rule, kind = chosen.split("+")
     # refit on the whole calibration split
     fusion = _fit_fusion(scores[fm], y[fm], detectors, rule=rule)
-    z = fusion_logits(scores, fusion)
-    score_map = fit_platt(z, y) if kind == "platt" else fit_isotonic(z, y)
-    p = apply_map(score_map, z)
+    z = fusion(scores)
+    score_map: ScoreMap = fit_platt(z, y) if kind == "platt" else fit_isotonic(z, y)
+    p = score_map(z)
     t_ai, t_real = thresholds_for(y, p, target_fpr=target_fpr, target_miss=target_miss)
     cal = Calibration(
         name=name,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from detectors.base import Detector, DetectorResult, create_detector, is_batchable
-from detectors.fusion import Calibration, fuse, load_calibration
+from detectors.calibration import Calibration, load_calibration
+from detectors.fusion import fuse
 from detectors.record import FileInfo, ImageRecord, Timing, Visuals, error_record
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info

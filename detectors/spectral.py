@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
+from detectors.logistic import fit_logistic_regression
 from forensics.io import LoadedImage
 from forensics.peaks import periodic_peak_features
 from forensics.residuals import cross_difference, laplacian, luminance
@@ -224,7 +225,7 @@ def fit_logistic(
     sample_weight: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
 ) -> LogisticModel:
-    """Fit an L2-regularised logistic regression by Newton's method.
+    """Fit an L2-regularised logistic regression on standardised features (:mod:`detectors.logistic`).
 
     Args:
         x: ``(N, D)`` features.
@@ -243,22 +244,13 @@ def fit_logistic(
         raise ValueError(f"need l2 >= 0 and iterations >= 1, got {l2}, {iterations}")
     if not set(np.unique(y)) <= {0.0, 1.0}:
         raise ValueError("y must contain only 0 and 1")
-    w8 = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std < 1e-9] = 1.0
     z = np.hstack([(x - mean) / std, np.ones((x.shape[0], 1))])
-    beta = np.zeros(z.shape[1])
     reg = np.full(z.shape[1], l2)
     reg[-1] = 0.0
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ beta, -50, 50)))
-        grad = z.T @ (w8 * (p - y)) + reg * beta
-        hess = (z * (w8 * p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
+    beta = fit_logistic_regression(z, y, reg=reg, sample_weight=sample_weight, jitter=1e-9, iterations=iterations, tol=1e-8)
     return LogisticModel(tuple(feature_names), mean, std, beta[:-1].copy(), float(beta[-1]), dict(meta or {}))
 
 

@@ -35,7 +35,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when to stop
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from detectors.fusion import load_calibration
+    from detectors.calibration import load_calibration
     from detectors.pipeline import Analysis, Pipeline
     from detectors.record import error_record
 

@@ -6,9 +6,22 @@ from PIL import Image
 
 from _helpers import encode, textured
 from detectors.base import DetectorResult
-from detectors.calibration import apply_map, fit_calibration, fit_isotonic, fit_platt, log_loss, thresholds_for
+from detectors.calibration import (
+    Calibration,
+    IsotonicMap,
+    LogisticFusion,
+    MaxFusion,
+    PlattMap,
+    fit_calibration,
+    fit_isotonic,
+    fit_platt,
+    fusion_from_dict,
+    load_calibration,
+    log_loss,
+    score_map_from_dict,
+    thresholds_for,
+)
 from detectors.evaluation import compute_metrics, format_bias, perturb_bytes, ScoreRow
-from detectors.fusion import Calibration, load_calibration
 from detectors.metrics import roc_curve
 from detectors.pipeline import Pipeline
 
@@ -43,7 +56,8 @@ def test_logistic_fusion_weights_are_never_negative() -> None:
     x = np.stack([good, inverted], axis=1)
     val = np.arange(2 * n) % 2 == 0
     fit = fit_calibration(x, y, detectors=["good", "inverted"], validation_mask=val, file_hashes=["h"], fusion_rule="logistic")
-    w = fit.calibration.fusion["weights"]
+    w = fit.calibration.fusion.weights
+    assert isinstance(fit.calibration.fusion, LogisticFusion)
     assert w[0] > 0 and w[1] == 0.0
 
 
@@ -59,7 +73,7 @@ def test_max_fusion_lets_either_specialist_fire() -> None:
     x = 1 / (1 + np.exp(-np.stack([za, zb], axis=1)))
     val = rng.random(4 * n) < 0.5
     fit = fit_calibration(x, y, detectors=["a", "b"], validation_mask=val, file_hashes=["h"])
-    assert fit.chosen.startswith("max+") and fit.calibration.fusion["rule"] == "max"
+    assert fit.chosen.startswith("max+") and isinstance(fit.calibration.fusion, MaxFusion)
     cal = fit.calibration
     hit_a = cal.fused_score([DetectorResult(name="a", version="1", score=0.99), DetectorResult(name="b", version="1", score=0.1)])
     hit_b = cal.fused_score([DetectorResult(name="a", version="1", score=0.1), DetectorResult(name="b", version="1", score=0.99)])
@@ -88,11 +102,11 @@ def test_maps_are_monotone_and_fit() -> None:
     p, y = _synthetic(500, 3)
     z = np.log(p / (1 - p))
     for m in (fit_platt(z, y), fit_isotonic(z, y)):
-        out = apply_map(m, np.sort(z))
+        out = m(np.sort(z))
         assert np.all(np.diff(out) >= -1e-12)
-        assert log_loss(y, apply_map(m, z)) < log_loss(y, np.full_like(p, 0.5))
+        assert log_loss(y, m(z)) < log_loss(y, np.full_like(p, 0.5))
     with pytest.raises(ValueError, match="unknown calibration map"):
-        apply_map({"kind": "spline"}, z)
+        score_map_from_dict({"kind": "spline"})
 
 
 def test_calibration_file_roundtrip(tmp_path) -> None:
@@ -140,10 +154,10 @@ def test_metrics_per_generator_and_format_bias() -> None:
 class _SizeDetector:
     """Scores 0.95 on images at least 120 px wide, 0.02 below: a resize flips it."""
 
-    name, version, threshold = "size", "1", 0.5
+    name, version, threshold = "test_size_flip", "1", 0.5
 
     def analyze(self, image):  # noqa: ANN001, ANN201
-        return DetectorResult(name="size", version="1", score=0.95 if image.width >= 120 else 0.02, threshold=0.5)
+        return DetectorResult(name="test_size_flip", version="1", score=0.95 if image.width >= 120 else 0.02, threshold=0.5)
 
 
 def test_stability_turns_a_flip_into_inconclusive(tmp_path) -> None:
@@ -171,13 +185,58 @@ def test_fusion_mask_keeps_other_rows_out_of_the_weights_but_not_the_thresholds(
     only = fit_calibration(x, y, validation_mask=val[: 2 * n], **{k: v for k, v in kw.items() if k != "validation_mask"})
     masked = fit_calibration(xs, ys, fusion_mask=mask, **kw)
     unmasked = fit_calibration(xs, ys, **kw)
-    assert masked.calibration.fusion["weights"] == pytest.approx(only.calibration.fusion["weights"])
-    assert unmasked.calibration.fusion["weights"][1] > masked.calibration.fusion["weights"][1]
+    assert masked.calibration.fusion.weights == pytest.approx(only.calibration.fusion.weights)
+    assert unmasked.calibration.fusion.weights[1] > masked.calibration.fusion.weights[1]
     # the missed extra rows still count for the likely_real threshold: fewer confident "real" verdicts
-    from detectors.calibration import fusion_logits
-
     def share_called_real(c: Calibration) -> float:
-        p = apply_map(c.score_map, fusion_logits(x, c.fusion))
+        p = c.score_map(c.fusion(x))
         return float((p <= c.likely_real).mean())
 
     assert share_called_real(masked.calibration) < share_called_real(only.calibration)
+
+
+def test_shipped_calibration_file_reads_into_dataclasses_and_writes_the_same_schema() -> None:
+    import json
+    from importlib import resources
+
+    text = resources.files("detectors").joinpath("weights", "calibration.json").read_text(encoding="utf-8")
+    cal = load_calibration()
+    assert isinstance(cal.fusion, MaxFusion) and isinstance(cal.score_map, IsotonicMap)
+    assert json.loads(cal.to_json()) == json.loads(text)
+    assert Calibration.from_dict(json.loads(cal.to_json())) == cal
+    assert cal.to_dict()["map"] == "isotonic" and cal.to_dict()["fused_detectors"] == ["spectral", "cnn"]
+
+
+def test_fitted_state_blocks_read_and_validate() -> None:
+    old = fusion_from_dict({"detectors": ["a"], "weights": [0.5], "bias": 0.1})  # files before "rule" existed
+    assert old == LogisticFusion(("a",), (0.5,), 0.1) and old.to_dict()["rule"] == "logistic"
+    assert fusion_from_dict(old.to_dict()) == old
+    with pytest.raises(ValueError, match="unknown fusion rule"):
+        fusion_from_dict({"rule": "mean", "detectors": ["a"], "weights": [1.0]})
+    with pytest.raises(ValueError, match="2 entries for 1 detectors"):
+        MaxFusion(("a",), (1.0, 1.0), (0.0,))
+    with pytest.raises(ValueError, match="one non-zero length"):
+        IsotonicMap(x=(0.0, 1.0), y=(0.5,))
+    assert score_map_from_dict(PlattMap(2.0, -1.0).to_dict()) == PlattMap(2.0, -1.0)
+    m = MaxFusion(("a", "b"), (1.0, 0.0), (0.0, 0.0))
+    z = m(np.array([[0.5, 0.9], [np.nan, np.nan]]))
+    assert z[0] == pytest.approx(0.0) and z[1] == 0.0  # b has weight 0: its logit is only b_k = 0; none scored -> 0
+    assert LogisticFusion(("a", "b"), (1.0, 2.0), 0.5)(np.array([[np.nan, 0.5]]))[0] == pytest.approx(0.5)
+
+
+def test_calibration_file_errors_name_the_file(tmp_path) -> None:
+    good = load_calibration().to_json()
+    bad = good.replace('"kind": "isotonic"', '"kind": "spline"')
+    (tmp_path / "bad.json").write_text(bad)
+    with pytest.raises(ValueError, match=r"bad\.json: invalid calibration file: .*spline"):
+        load_calibration(tmp_path / "bad.json")
+
+
+def test_thresholds_follow_the_one_rule_with_ties() -> None:
+    # 10 reals, target 20%: two may be flagged but the 2nd and 3rd highest tie at 0.6
+    reals = [0.1] * 7 + [0.6, 0.6, 0.9]
+    ais = [0.3, 0.3, 0.8] + [0.95] * 7  # target miss 10%: one may fall at or below, but two tie at 0.3
+    y = np.r_[np.zeros(10), np.ones(10)]
+    t_ai, t_real = thresholds_for(y, np.r_[reals, ais], target_fpr=0.2, target_miss=0.1)
+    assert t_ai == np.nextafter(0.6, 1.0) and (np.array(reals) >= t_ai).mean() == 0.1
+    assert t_real == np.nextafter(0.3, 0.0) and (np.array(ais) <= t_real).mean() == 0.0

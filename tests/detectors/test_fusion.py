@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from detectors.base import DetectorResult
-from detectors.fusion import Calibration, fuse, load_calibration
+from detectors.calibration import Calibration, MaxFusion, PlattMap, load_calibration
+from detectors.fusion import fuse
 from forensics.io import QualityFlag
 
 SMALL = QualityFlag("small_image", "tiny")
@@ -75,8 +76,7 @@ def test_max_fusion_names_the_detector_that_leads() -> None:
 
     cal = Calibration(
         name="t", version="1", likely_ai=0.9, likely_real=0.1, target_fpr=0.01, target_miss=0.05,
-        fusion={"rule": "max", "detectors": ["a", "b"], "weights": [1.0, 1.0], "biases": [0.0, 0.0]},
-        score_map={"kind": "platt", "a": 1.0, "b": 0.0},
+        fusion=MaxFusion(("a", "b"), (1.0, 1.0), (0.0, 0.0)), score_map=PlattMap(a=1.0, b=0.0),
     )  # fmt: skip
     res = [DetectorResult(name="a", version="1", score=0.3), DetectorResult(name="b", version="1", score=0.8)]
     assert [n for n, _ in cal.pixel_evidence(res)] == ["b", "a"]
