@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -33,6 +34,7 @@ import numpy as np
 
 from datasets.perturbations import Compose, GaussianBlur, Jpeg, RandomCrop, RandomResize, named_perturbation
 from datasets.samples import Sample, load_dataset
+from detectors.calibration import thresholds_for
 from detectors.metrics import binary_metrics
 from detectors.spectral import MIN_SIDE, extract_spectral_features, fit_logistic
 from forensics.io import ImageLoadError, load_image
@@ -121,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         lab = np.array([s.label == "ai" for s in own])
         cal_real += p[~lab].tolist()
         cal_ai += p[lab].tolist()
-    t_ai = float(np.quantile(cal_real, 1 - args.target_fpr, method="higher"))
-    t_real = float(np.quantile(cal_ai, args.target_miss, method="lower"))
-    t_real = min(t_real, t_ai)
+    # the one threshold rule (detectors.metrics.threshold_at_fpr): at most target_fpr of the reals reach t_ai
+    t_ai, t_real = thresholds_for(
+        np.r_[np.zeros(len(cal_real)), np.ones(len(cal_ai))], np.r_[cal_real, cal_ai],
+        target_fpr=args.target_fpr, target_miss=args.target_miss,
+    )  # fmt: skip
 
     # 3. metrics on test, per perturbation and per generator
     results = {}
@@ -146,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {
         "version": "spectral-v1",
-        "threshold_likely_ai": round(t_ai, 6),
-        "threshold_likely_real": round(t_real, 6),
+        # rounded away from the reals / AI images so the stored thresholds keep the rule
+        "threshold_likely_ai": math.ceil(t_ai * 1e6) / 1e6 if math.ceil(t_ai * 1e6) / 1e6 >= t_ai else t_ai,
+        "threshold_likely_real": math.floor(t_real * 1e6) / 1e6 if math.floor(t_real * 1e6) / 1e6 <= t_real else t_real,
         "target_fpr": args.target_fpr,
         "target_miss": args.target_miss,
         "data": str(args.data),
