@@ -96,6 +96,8 @@ def _url(sock: socket.socket) -> str:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Analyses running at once, one process each. Default: CPU cores, at most 4.")
 @click.option("--queue", "queue_size", type=click.IntRange(min=0), default=8, show_default=True, help="Uploads that may wait for a worker; more get 503 with Retry-After.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True, help="Time limit of one analysis, in seconds.")
+@click.option("--body-timeout", "body_timeout_s", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="The whole upload must arrive within this many seconds (else 408); only then does it take a place in the queue.")
+@click.option("--max-per-client", type=click.IntRange(min=1), default=8, show_default=True, help="Uploads one client address may have in progress at once (else 429).")
 @click.option("--calibration", "calibration_path", type=click.Path(exists=True, dir_okay=False), help="Calibration file (default: the shipped one).")
 def serve(
     host: str,
@@ -105,6 +107,8 @@ def serve(
     workers: int | None,
     queue_size: int,
     timeout_s: float,
+    body_timeout_s: float,
+    max_per_client: int,
     calibration_path: str | None,
 ) -> None:
     """Start the verification desk: a local web page and JSON API.
@@ -141,6 +145,8 @@ def serve(
         max_concurrent=workers or DEFAULT_MAX_CONCURRENT,
         queue_size=queue_size,
         timeout_s=timeout_s,
+        body_timeout_s=body_timeout_s,
+        max_per_client=max_per_client,
         allowed_hosts=allowed,
         calibration_path=calibration_path,
     )

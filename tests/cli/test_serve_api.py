@@ -7,6 +7,7 @@ import io
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,190 @@ def test_cli_lists_serve_and_loopback_detection(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output and "127.0.0.1" in r.output
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+# --------------------------------------------------------------------------- #
+# Read deadlines and per-client caps, with real slow connections on 127.0.0.1
+# (issue 17, point 7). Every loop below is bounded in count and time.
+# --------------------------------------------------------------------------- #
+
+_SERVER = (
+    "import sys, uvicorn\n"
+    "from cli.serve import uvicorn_log_config\n"
+    "from cli.web.app import create_app\n"
+    "app = create_app(max_concurrent=1, queue_size=1, timeout_s=60, body_timeout_s=float(sys.argv[2]), max_per_client=13)\n"
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_config=uvicorn_log_config(), access_log=False)\n"
+)
+
+
+def _multipart(data: bytes, name: str = "slow.png") -> tuple[bytes, str]:
+    body = (
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
+        b"Content-Type: image/png\r\n\r\n" + data + b"\r\n--XyZ--\r\n"
+    )
+    return body, "multipart/form-data; boundary=XyZ"
+
+
+class _SlowClient:
+    """A raw loopback connection that sends an upload's headers, then its body one byte per tick."""
+
+    def __init__(self, port: int, data: bytes) -> None:
+        import socket
+
+        self.body, ctype = _multipart(data)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = (f"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(self.body)}\r\n\r\n").encode()  # fmt: skip
+        self.sock.sendall(head + self.body[:20])
+        self.sent = 20
+        self.answer = b""
+        self.closed = False
+        self.t0 = time.monotonic()
+        self.t_answer: float | None = None
+
+    def tick(self) -> None:
+        """Send one more byte (unless answered); read whatever the server sent."""
+        import select
+
+        if self.closed:
+            return
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if readable:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if chunk:
+                self.answer += chunk
+                self.t_answer = self.t_answer or time.monotonic()
+            else:
+                self.closed = True
+                return
+        if not self.answer and self.sent < len(self.body) - 1:
+            try:
+                self.sock.send(self.body[self.sent : self.sent + 1])
+                self.sent += 1
+            except OSError:
+                self.closed = True
+
+    @property
+    def status(self) -> int | None:
+        m = re.match(rb"HTTP/1\.1 (\d{3})", self.answer)
+        return int(m.group(1)) if m else None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from _helpers import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    deadline_s = 4.0
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(deadline_s)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):  # at most 120 s for the workers to start
+            try:
+                if httpx.get(url + "/api/v1/limits", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {proc.stderr.read()}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("server did not start in 120 s")
+        yield {"port": port, "url": url, "proc": proc, "deadline_s": deadline_s}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_slow_bodies_hold_no_queue_slot_get_408_and_a_client_cap_gives_429(slow_server: dict, png: bytes) -> None:
+    """12 connections sending 1 byte per 0.25 s once kept every other upload at 503 (queue of 2 here)."""
+    import httpx
+
+    port, url, deadline_s = slow_server["port"], slow_server["url"], slow_server["deadline_s"]
+    slow = [_SlowClient(port, png) for _ in range(12)]
+    try:
+        for _ in range(4):  # 1 s of trickling: the slow bodies are all being read
+            for c in slow:
+                c.tick()
+            time.sleep(0.25)
+        t0 = time.monotonic()
+        r = httpx.post(url + "/api/v1/analyze", files={"file": ("ok.png", png, "image/png")}, timeout=60)
+        assert r.status_code == 200, r.text  # old code: 503 busy, every slot held by a slow reader
+        assert r.json()["status"] == "ok"
+        assert time.monotonic() - t0 < 30
+        # the client now has 12 uploads in progress; the 13th is still accepted, the 14th refused at once
+        extra = [_SlowClient(port, png) for _ in range(2)]
+        for _ in range(16):  # at most 4 s
+            for c in extra:
+                c.tick()
+            if extra[1].answer:
+                break
+            time.sleep(0.25)
+        assert extra[1].status == 429 and b"too_many_requests" in extra[1].answer
+        assert extra[1].t_answer - extra[1].t0 < 3.5  # refused within the 2 s drain, not after the deadline
+        slow.extend(extra[:1])
+        for _ in range(int((deadline_s + 6) / 0.25)):  # every slow body hits the read deadline
+            for c in slow:
+                c.tick()
+            if all(c.answer or c.closed for c in slow):
+                break
+            time.sleep(0.25)
+        assert [c.status for c in slow] == [408] * 13, [c.answer[:40] for c in slow]
+        assert all(b"body_timeout" in c.answer for c in slow)
+        assert all(deadline_s - 0.5 <= c.t_answer - c.t0 <= deadline_s + 3 for c in slow)
+        for _ in range(20):  # and the server closes those connections
+            for c in slow:
+                c.tick()
+            if all(c.closed for c in slow):
+                break
+            time.sleep(0.1)
+        assert all(c.closed for c in slow)
+    finally:
+        for c in slow:
+            c.close()
+    assert httpx.get(url + "/api/v1/limits", timeout=5).json()["body_timeout_s"] == deadline_s
+
+
+def test_a_client_leaving_mid_body_is_one_log_line(slow_server: dict, png: bytes) -> None:
+    import httpx
+
+    port, url, proc = slow_server["port"], slow_server["url"], slow_server["proc"]
+    c = _SlowClient(port, png)
+    for _ in range(4):
+        c.tick()
+        time.sleep(0.1)
+    c.close()  # gone with most of its body unsent
+    time.sleep(1.0)
+    assert httpx.post(url + "/api/v1/analyze", files={"file": ("ok.png", png, "image/png")}, timeout=60).status_code == 200
+    proc.terminate()
+    proc.wait(timeout=30)
+    log = proc.stderr.read()
+    assert log.count("client disconnected before its upload was complete") == 1, log[-2000:]
+    assert "Traceback" not in log and "Exception in ASGI" not in log, log[-3000:]
+
+
+def test_openapi_upload_needs_a_non_empty_file(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for route in ("/api/v1/analyze", "/api/v1/card"):
+        body = schema["paths"][route]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert body["properties"]["file"]["minLength"] == 1
+        assert {"408", "429"} <= set(schema["paths"][route]["post"]["responses"])
+    assert _post(client, b"").json()["code"] == "empty"
