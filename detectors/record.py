@@ -152,7 +152,7 @@ def _check_header(d: Any, record_type: str) -> Mapping[str, Any]:
     if not isinstance(d, Mapping):
         raise ValueError(f"a {record_type} record must be an object, got {type(d).__name__}")
     if d.get("record_type") != record_type:
-        raise ValueError(f"not a {record_type} record: record_type is {d.get('record_type')!r}")
+        raise ValueError(f"record_type must be {record_type!r}, got {d.get('record_type')!r}")
     if d.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{record_type} record has schema_version {d.get('schema_version')!r}; this tool reads {SCHEMA_VERSION!r}"
