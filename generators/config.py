@@ -19,8 +19,9 @@ __all__ = [
     "AutoencoderConfig",
     "GeneratorConfig",
     "SchedulerConfig",
-    "TrainConfig",
+    "GeneratorTrainConfig",
     "UNetConfig",
+    "f8_autoencoder_config",
     "load_json_config",
     "tiny_generator_config",
 ]
@@ -137,8 +138,14 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class GeneratorTrainConfig:
     """How ``detect train-generator`` trains: first the autoencoder, then the latent UNet.
+
+    The autoencoder loss is the LDM first stage's (Rombach et al. 2022, App. G;
+    Esser et al., "Taming Transformers", CVPR 2021): pixel terms, a perceptual
+    term on pretrained ImageNet features (:mod:`generators.losses`), a tiny KL
+    term, and after ``adversarial_start`` steps a patch-GAN hinge term whose
+    weight is balanced adaptively against the reconstruction gradient.
 
     Attributes:
         seed: Seeds every ``torch.Generator`` and the crop sampler.
@@ -148,13 +155,18 @@ class TrainConfig:
         ae_steps: Autoencoder optimisation steps.
         ae_lr: AdamW learning rate of the autoencoder.
         kl_weight: Weight of the KL term (tiny: reconstruction first).
-        l1_weight: Weight of the L1 pixel loss (the MSE loss has weight 1).
+        l1_weight: Weight of the L1 pixel loss.
+        mse_weight: Weight of the MSE pixel loss.
+        perceptual_weight: Weight of the EfficientNet-Lite0 feature distance (0: off).
+        adversarial_weight: Weight of the generator's hinge loss (0: no discriminator).
+        adversarial_start: Autoencoder step from which the adversarial terms are on.
+        disc_lr: AdamW learning rate of the patch discriminator.
         unet_crop_size: Pixel crop side for UNet training (latent side is this / f).
         unet_batch_size: Crops per UNet step.
         unet_steps: UNet optimisation steps.
         unet_lr: AdamW learning rate of the UNet.
-        max_seconds_per_phase: Stop a phase early (with a checkpoint) after this many
-            seconds; ``--resume`` continues it. ``None``: no limit.
+        lr_floor: Final learning rate as a fraction of the peak (cosine schedule,
+            :func:`generators.optimization.cosine_lr_factor`).
         checkpoint_every: Save a checkpoint every this many steps.
         log_every: Append to the loss log every this many steps.
         max_images: Use at most this many training photos (``None``: all).
@@ -173,11 +185,16 @@ class TrainConfig:
     ae_lr: float = 1e-3
     kl_weight: float = 1e-6
     l1_weight: float = 0.1
+    mse_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    adversarial_start: int = 0
+    disc_lr: float = 2e-4
     unet_crop_size: int = 64
     unet_batch_size: int = 16
     unet_steps: int = 1000
     unet_lr: float = 5e-4
-    max_seconds_per_phase: float | None = None
+    lr_floor: float = 0.05
     checkpoint_every: int = 100
     log_every: int = 10
     max_images: int | None = None
@@ -192,14 +209,19 @@ class TrainConfig:
         for name in ("crop_size", "batch_size", "unet_crop_size", "unet_batch_size", "checkpoint_every", "log_every", "sample_count", "sample_size", "sample_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("ae_steps", "unet_steps", "warmup_steps"):
+        for name in ("ae_steps", "unet_steps", "warmup_steps", "adversarial_start"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("kl_weight", "l1_weight", "mse_weight", "perceptual_weight", "adversarial_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lr_floor <= 1.0:
+            raise ValueError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if self.mixed_precision not in ("auto", "no"):
             raise ValueError(f"mixed_precision must be 'auto' or 'no', got {self.mixed_precision!r}")
 
 
-def load_json_config(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, TrainConfig]:
+def load_json_config(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, GeneratorTrainConfig]:
     """Read a training config file ``{"model": {...}, "train": {...}}``.
 
     Raises:
@@ -214,7 +236,7 @@ def load_json_config(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, Tra
     if unknown:
         raise ValueError(f"{p}: unknown top-level keys {unknown}; allowed: ['model', 'train']")
     try:
-        return GeneratorConfig.from_dict(data.get("model", {})), _from_dict(TrainConfig, data.get("train", {}))
+        return GeneratorConfig.from_dict(data.get("model", {})), _from_dict(GeneratorTrainConfig, data.get("train", {}))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{p}: {exc}") from None
 
@@ -240,4 +262,34 @@ def tiny_generator_config(latent_channels: int = 4) -> GeneratorConfig:
             norm_num_groups=4,
             attention_head_dim=8,
         ),
+    )
+
+
+def f8_autoencoder_config(
+    latent_channels: int = 4,
+    *,
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 64),
+    norm_num_groups: int = 8,
+) -> AutoencoderConfig:
+    """The f=8 layout of the SD/SDXL/SD3/FLUX autoencoders, narrowed.
+
+    Four blocks (three 2x downsamplings), ``UpDecoderBlock2D`` (nearest 2x
+    upsampling + 3x3 convolutions), a mid block without attention and two
+    ResNet layers per block, as in Rombach et al. 2022's ``f=8`` first stage.
+
+    Args:
+        latent_channels: 4 (SD 1/2/XL class) or 16 (SD3/FLUX class), >= 1.
+        block_out_channels: Four widths (the real models use 128/256/512/512).
+        norm_num_groups: GroupNorm groups; must divide every width.
+    """
+    if len(block_out_channels) != 4:
+        raise ValueError(f"block_out_channels must have 4 widths (f=8), got {block_out_channels}")
+    return AutoencoderConfig(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=tuple(block_out_channels),
+        layers_per_block=2,
+        latent_channels=latent_channels,
+        norm_num_groups=norm_num_groups,
+        sample_size=256,
     )

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generators.config import GeneratorConfig, SchedulerConfig
+from generators.config import AutoencoderConfig, GeneratorConfig, SchedulerConfig, UNetConfig
+from generators.training_utils import resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "AUTOENCODER_FILE",
+    "AUTOENCODER_NAMES",
+    "AutoencoderModel",
     "CONFIG_FILE",
     "UNET_FILE",
     "WEIGHTS_DIR",
@@ -33,7 +36,10 @@ __all__ = [
     "build_ddim_scheduler",
     "build_ddpm_scheduler",
     "build_unet",
+    "load_autoencoder",
     "load_models",
+    "reset_parameters",
+    "save_autoencoder",
     "resolve_device",
     "save_models",
     "weights_sha256",
@@ -44,29 +50,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CONFIG_FILE = "config.json"
 AUTOENCODER_FILE = "autoencoder.safetensors"
 UNET_FILE = "unet.safetensors"
-
-
-def resolve_device(device: str = "auto") -> "torch.device":
-    """Pick the compute device.
-
-    Args:
-        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``
-            (optionally ``"cuda:N"``).
-
-    Raises:
-        ValueError: On an unknown name, or ``"cuda"`` when CUDA is unavailable.
-    """
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-        return torch.device(device)
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+#: Autoencoders loadable by name (:func:`load_autoencoder`): the default f=8 4-channel one
+#: (``config.json`` + ``autoencoder.safetensors``), the f=8 16-channel one and the f=2 one.
+AUTOENCODER_NAMES = ("f8c4", "f8c16", "f2")
 
 
 def build_autoencoder(config: GeneratorConfig) -> "AutoencoderKL":
@@ -148,13 +134,13 @@ class GeneratorModels:
             import torch
 
             g = torch.Generator().manual_seed(seed)
-            _reset_parameters(vae, g)
-            _reset_parameters(unet, g)
+            reset_parameters(vae, g)
+            reset_parameters(unet, g)
         return cls(config, vae.to(dev).eval(), unet.to(dev).eval())
 
 
-def _reset_parameters(module: "torch.nn.Module", generator: "torch.Generator") -> None:
-    """PyTorch's default conv/linear initialisation, drawn from ``generator``."""
+def reset_parameters(module: "torch.nn.Module", generator: "torch.Generator") -> None:
+    """Redraw conv/linear weights in place with PyTorch's default initialisation, from ``generator``."""
     import math
 
     import torch
@@ -190,7 +176,7 @@ def save_models(models: GeneratorModels, folder: str | os.PathLike[str], *, meta
     Returns:
         The new :func:`weights_sha256`.
     """
-    from safetensors.torch import save_file
+    from generators.training_utils import save_module
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,8 +185,7 @@ def save_models(models: GeneratorModels, folder: str | os.PathLike[str], *, meta
         doc["training"] = metadata
     (out / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     for name, module in ((AUTOENCODER_FILE, models.vae), (UNET_FILE, models.unet)):
-        state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(state, str(out / name))
+        save_module(module, out / name)
     return weights_sha256(out)
 
 
@@ -242,3 +227,122 @@ def load_models(
         weights_sha256=weights_sha256(src),
         source=str(src),
     )
+
+
+@dataclass
+class AutoencoderModel:
+    """One autoencoder of the decoder zoo, loaded by :func:`load_autoencoder`.
+
+    Attributes:
+        name: One of :data:`AUTOENCODER_NAMES`.
+        config: Its :class:`generators.config.AutoencoderConfig` (with the
+            trained ``scaling_factor``).
+        vae: The :class:`diffusers.AutoencoderKL`, in eval mode.
+        weights_sha256: sha256 (hex) over its config and weight files.
+        source: The weights file.
+    """
+
+    name: str
+    config: AutoencoderConfig
+    vae: "AutoencoderKL"
+    weights_sha256: str
+    source: str
+
+    @property
+    def device(self) -> "torch.device":
+        """Device of the parameters."""
+        return next(self.vae.parameters()).device
+
+    @property
+    def dtype(self) -> "torch.dtype":
+        """Floating dtype of the parameters."""
+        return next(self.vae.parameters()).dtype
+
+    @property
+    def downsample_factor(self) -> int:
+        """Pixels per latent cell along each side (``f``)."""
+        return self.config.downsample_factor
+
+    def as_generator_models(self) -> GeneratorModels:
+        """A :class:`GeneratorModels` without a UNet (``unet`` is ``None``), for reconstruction only."""
+        lat = self.config.latent_channels
+        cfg = GeneratorConfig(autoencoder=self.config, unet=UNetConfig(in_channels=lat, out_channels=lat))
+        return GeneratorModels(cfg, self.vae, None, weights_sha256=self.weights_sha256, source=self.source)  # type: ignore[arg-type]
+
+
+def _autoencoder_files(name: str, folder: Path) -> tuple[Path, Path]:
+    if name == AUTOENCODER_NAMES[0]:
+        return folder / CONFIG_FILE, folder / AUTOENCODER_FILE
+    return folder / f"autoencoder_{name}.json", folder / f"autoencoder_{name}.safetensors"
+
+
+def save_autoencoder(vae: "AutoencoderKL", config: AutoencoderConfig, name: str, folder: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
+    """Write a named zoo autoencoder as ``autoencoder_<name>.json`` + ``autoencoder_<name>.safetensors``.
+
+    The default ``f8c4`` is part of the default generator and is written by
+    :func:`save_models` instead.
+
+    Raises:
+        ValueError: For ``f8c4`` or a name outside :data:`AUTOENCODER_NAMES`.
+    """
+    from generators.training_utils import save_module
+
+    if name not in AUTOENCODER_NAMES[1:]:
+        raise ValueError(f"autoencoder name must be one of {list(AUTOENCODER_NAMES[1:])} (f8c4 is saved with save_models), got {name!r}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, st_path = _autoencoder_files(name, out)
+    doc: dict[str, Any] = {"autoencoder": json.loads(json.dumps(asdict(config)))}
+    if metadata:
+        doc["training"] = metadata
+    cfg_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    save_module(vae, st_path)
+    return st_path
+
+
+def load_autoencoder(
+    name: str,
+    *,
+    device: str = "auto",
+    dtype: "torch.dtype | None" = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+) -> AutoencoderModel:
+    """Load one autoencoder of the zoo by name.
+
+    Args:
+        name: ``"f8c4"`` (the default generator's: ``config.json`` +
+            ``autoencoder.safetensors``), ``"f8c16"`` or ``"f2"``
+            (``autoencoder_<name>.json`` + ``autoencoder_<name>.safetensors``).
+        device: See :func:`generators.training_utils.resolve_device`.
+        dtype: Parameter dtype (default float32).
+        weights_dir: Folder to read (default: the shipped ``generators/weights``).
+
+    Raises:
+        ValueError: On an unknown name (naming the allowed ones).
+        FileNotFoundError: If a file is missing (naming it).
+    """
+    import hashlib
+
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import load_file
+
+    if name not in AUTOENCODER_NAMES:
+        raise ValueError(f"autoencoder name must be one of {list(AUTOENCODER_NAMES)}, got {name!r}")
+    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    cfg_path, st_path = _autoencoder_files(name, folder)
+    for p in (cfg_path, st_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing weights file of autoencoder {name!r}")
+    doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+    section = doc["model"]["autoencoder"] if name == AUTOENCODER_NAMES[0] else doc["autoencoder"]
+    config = GeneratorConfig.from_dict({"autoencoder": section, "unet": {"in_channels": section.get("latent_channels", 8), "out_channels": section.get("latent_channels", 8)}}).autoencoder
+    vae = AutoencoderKL(**asdict(config))
+    vae.load_state_dict(load_file(str(st_path)))
+    if dtype is not None and dtype != torch.float32:
+        vae = vae.to(dtype=dtype)
+    h = hashlib.sha256()
+    for p in (cfg_path, st_path):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return AutoencoderModel(name, config, vae.to(resolve_device(device)).eval(), h.hexdigest(), str(st_path))

@@ -15,7 +15,7 @@ pytest.importorskip("diffusers")
 
 from _helpers import textured  # noqa: E402
 from cli.main import main  # noqa: E402
-from generators.config import TrainConfig, tiny_generator_config  # noqa: E402
+from generators.config import GeneratorTrainConfig, tiny_generator_config  # noqa: E402
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_train_generator_smoke_then_resume(tmp_path: Path) -> None:
     for i in range(3):
         Image.fromarray(textured(40 + 8 * i, 48, seed=i)).save(data / f"p{i}.png")
     cfg = tiny_generator_config()
-    train = TrainConfig(crop_size=16, batch_size=4, ae_steps=4, unet_crop_size=16, unet_batch_size=4, unet_steps=3,
+    train = GeneratorTrainConfig(crop_size=16, batch_size=4, ae_steps=4, unet_crop_size=16, unet_batch_size=4, unet_steps=3,
                         checkpoint_every=2, log_every=1, sample_count=4, sample_size=16, sample_steps=2, warmup_steps=1, num_threads=1)
     conf = tmp_path / "conf.json"
     conf.write_text(json.dumps({"model": cfg.to_dict(), "train": train.__dict__}))

