@@ -146,29 +146,36 @@ def scan(
         from detectors import list_detectors
 
         raise click.UsageError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(list_detectors())}")
-    config = ScanConfig(
-        paths=tuple(paths),
-        recursive=recursive,
-        extensions=tuple(extensions) or DEFAULT_EXTENSIONS,
-        json_path=json_path,
-        jsonl_path=jsonl_path,
-        csv_path=csv_path,
-        html_path=html_path,
-        fail_on=fail_on,
-        quiet=quiet,
-        detectors=tuple(detectors),
-        calibration_path=calibration_path,
-        jobs=jobs,
-        timeout_s=timeout_s,
-        resume_path=resume_path,
-        resume_hash=resume_hash,
-        engine=engine,
-        stability=stability,
-        batch_images=batch_images,
-    )
     err_console = Console(stderr=True)
-    console = err_console if config.stdout_is_machine else Console()
     try:
+        from cli.engine import EngineConfig, resolve_calibration
+
+        analysis = EngineConfig(
+            detectors=tuple(detectors),
+            calibration=resolve_calibration(calibration_path),  # loaded once, here; passed down as an object
+            visuals=html_path is not None,
+            jobs=jobs,
+            timeout_s=timeout_s,
+            engine=engine,
+            stability=stability,
+            batch_images=batch_images,
+        )
+        config = ScanConfig(
+            paths=tuple(paths),
+            analysis=analysis,
+            recursive=recursive,
+            extensions=tuple(extensions) or DEFAULT_EXTENSIONS,
+            json_path=json_path,
+            jsonl_path=jsonl_path,
+            csv_path=csv_path,
+            html_path=html_path,
+            fail_on=fail_on,
+            quiet=quiet,
+            calibration_path=calibration_path,
+            resume_path=resume_path,
+            resume_hash=resume_hash,
+        )
+        console = err_console if config.stdout_is_machine else Console()
         status = run_scan(config, console=console, err_console=err_console)
     except (OSError, ValueError) as exc:
         err_console.print(safe_text(f"detect: error: {exc}"))

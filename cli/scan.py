@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Iterator, Sequence
 
@@ -20,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cli.engine import EngineConfig, make_engine
+from cli.engine import EngineConfig, Interrupts, Terminated, make_engine
 from cli.render import safe_text
 from cli.walk import DEFAULT_EXTENSIONS, Entry, iter_files
 from detectors.record import LABEL_RANK, LABELS, SummaryRecord, error_record, utc_now
 
-__all__ = ["ExitStatus", "FAIL_ON_CHOICES", "Report", "ScanConfig", "load_resume", "run_scan"]
+__all__ = ["ExitStatus", "FAIL_ON_CHOICES", "Report", "Resume", "ScanConfig", "Terminated", "load_resume", "run_scan"]
 
 
 class ExitStatus(IntEnum):
@@ -42,37 +43,35 @@ class ExitStatus(IntEnum):
 FAIL_ON_CHOICES = ("ai_confirmed", "likely_ai", "inconclusive", "likely_real", "never")
 
 
-class Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives (a BaseException, like KeyboardInterrupt,
-    so that no `except Exception` on the way swallows it)."""
-
-
 @dataclass(frozen=True)
 class ScanConfig:
     """Everything one scan needs, built once from the command line.
 
+    The analysis settings (detectors, the loaded calibration, jobs, time limit,
+    engine, stability, batch size) are one :class:`cli.engine.EngineConfig`,
+    passed to the engine as it is.
+
     Attributes:
         paths: Files and folders to scan.
+        analysis: How to analyse them (its ``visuals`` must be set for an HTML report).
         recursive: Descend into subfolders.
         extensions: File extensions included when walking folders.
         json_path, jsonl_path, csv_path, html_path: Report destinations
             (``"-"`` = stdout for JSON/JSONL), or ``None``.
         fail_on: Lowest label that makes the exit status 1, or ``"never"``.
         quiet: No progress bar and no verdict table.
-        detectors: Detector registry names to run (empty: the defaults).
-        calibration_path: Calibration file, or ``None`` for the shipped one.
-        jobs: Worker processes (0 = analyse in this process, no time limit).
-        timeout_s: Per-file time limit in seconds.
+        calibration_path: Where ``analysis.calibration`` was read from (``None``:
+            the shipped one); shown in the report header, never read again.
         resume_path: A JSONL report of an earlier run: files in it that are
             unchanged are not analysed again.
         resume_hash: Compare files by sha256 instead of size and mtime when resuming.
-        engine: ``"local"`` or ``"ray"``.
-        stability: Re-score pixel verdicts after JPEG q90 and a 0.75x resize;
-            a flipping label becomes ``inconclusive``.
-        batch_images: Images per batch of the batchable detectors (the CNN).
+
+    Raises:
+        ValueError: If a value is out of range, naming it.
     """
 
     paths: tuple[str, ...]
+    analysis: EngineConfig = field(default_factory=EngineConfig)
     recursive: bool = True
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     json_path: str | None = None
@@ -81,25 +80,15 @@ class ScanConfig:
     html_path: str | None = None
     fail_on: str = "likely_ai"
     quiet: bool = False
-    detectors: tuple[str, ...] = ()
     calibration_path: str | None = None
-    jobs: int = 1
-    timeout_s: float = 120.0
     resume_path: str | None = None
     resume_hash: bool = False
-    engine: str = "local"
-    stability: bool = False
-    batch_images: int = 16
 
     def __post_init__(self) -> None:
-        if self.batch_images < 1:
-            raise ValueError(f"batch_images must be >= 1, got {self.batch_images}")
         if self.fail_on not in FAIL_ON_CHOICES:
             raise ValueError(f"fail_on must be one of {FAIL_ON_CHOICES}, got {self.fail_on!r}")
-        if self.jobs < 0:
-            raise ValueError(f"jobs must be >= 0, got {self.jobs}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.html_path is not None and not self.analysis.visuals:
+            raise ValueError("an HTML report needs analysis.visuals=True (the report-card images)")
 
     @property
     def stdout_is_machine(self) -> bool:
@@ -108,9 +97,27 @@ class ScanConfig:
 
     def public(self) -> dict[str, Any]:
         """The configuration as shown in report headers (no timing-dependent fields)."""
-        d = asdict(self)
-        d["paths"] = [os.fsdecode(p) for p in self.paths]
-        return d
+        a = self.analysis
+        return {
+            "paths": [os.fsdecode(p) for p in self.paths],
+            "recursive": self.recursive,
+            "extensions": list(self.extensions),
+            "json_path": self.json_path,
+            "jsonl_path": self.jsonl_path,
+            "csv_path": self.csv_path,
+            "html_path": self.html_path,
+            "fail_on": self.fail_on,
+            "quiet": self.quiet,
+            "detectors": list(a.detectors),
+            "calibration_path": self.calibration_path,
+            "jobs": a.jobs,
+            "timeout_s": a.timeout_s,
+            "resume_path": self.resume_path,
+            "resume_hash": self.resume_hash,
+            "engine": a.engine,
+            "stability": a.stability,
+            "batch_images": a.batch_images,
+        }
 
 
 @dataclass
@@ -137,43 +144,91 @@ class Report:
         return ExitStatus.FLAGGED if self.flagged else ExitStatus.OK
 
 
-def load_resume(path: str) -> dict[str, dict[str, Any]]:
+@dataclass
+class Resume:
+    """What an earlier JSONL report offers for reuse.
+
+    Attributes:
+        records: Reusable image records, by file path.
+        skipped: One message per line that looked like an image record but
+            could not be used (naming the report and the line); those files
+            are analysed again.
+    """
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _resume_problem(rec: dict[str, Any]) -> str | None:
+    """Why an ``ok`` image record cannot be reused as it is, or ``None``."""
+    f = rec.get("file")
+    if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+        return "no file.path"
+    if rec.get("label") not in LABELS:
+        return f"label {rec.get('label')!r} is not one of {', '.join(LABELS)}"
+    if not (rec.get("score") is None or isinstance(rec.get("score"), (int, float))):
+        return "score is not a number"
+    dets = rec.get("detectors")
+    if not isinstance(dets, list) or not all(isinstance(d, dict) and isinstance(d.get("name"), str) and "version" in d for d in dets):
+        return "detectors is not a list of {name, version} results"
+    return None
+
+
+def load_resume(path: str) -> Resume:
     """Image records of an earlier JSONL report, by file path.
 
     Summary lines are skipped, and so is a final line cut short by a kill.
-    Error records are not reused: those files are tried again.
+    Error records are not reused: those files are tried again. An ``ok``
+    image record that lacks what a report needs (``file.path``, ``label``,
+    ``score``, ``detectors``) is skipped with a message naming its line, and
+    its file is analysed again.
 
     Raises:
         ValueError: If the file cannot be read, naming it.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out = Resume()
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            for line in fh:
+            for n, line in enumerate(fh, start=1):
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line torn by an interruption
                 if isinstance(rec, dict) and rec.get("record_type") == "image" and rec.get("status") == "ok":
-                    out[rec["file"]["path"]] = rec
+                    problem = _resume_problem(rec)
+                    if problem is None:
+                        out.records[rec["file"]["path"]] = rec
+                    else:
+                        out.skipped.append(f"{path} line {n}: image record not reused ({problem})")
     except OSError as exc:
         raise ValueError(f"{path}: cannot read resume report: {exc.strerror or exc}") from None
     return out
 
 
 def _unchanged(path: str, rec: dict[str, Any], *, use_hash: bool) -> bool:
+    """Whether ``path`` is still the file ``rec`` describes (size and mtime, or sha256).
+
+    Only regular files are compared: anything else (a FIFO, a device) is
+    analysed again by a worker, under the per-file time limit, so hashing it
+    here can never hang the scan.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return False
-    f = rec.get("file", {})
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    f = rec["file"]
     if use_hash:
         import hashlib
 
         h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return False
         return h.hexdigest() == f.get("sha256")
     return f.get("bytes") == st.st_size and f.get("mtime_ns") == st.st_mtime_ns
 
@@ -207,21 +262,15 @@ def _summary(config: ScanConfig, report: Report, calibration: Any, models: dict[
     ).to_json()
 
 
-def _detector_names(config: ScanConfig) -> tuple[str, ...]:
-    from detectors.pipeline import DEFAULT_DETECTORS
-
-    return config.detectors or DEFAULT_DETECTORS
-
-
-def _records(config: ScanConfig, entries: Sequence[Entry], calibration: dict[str, Any], engine: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+def _records(config: ScanConfig, entries: Sequence[Entry], previous: Resume, engine: Any) -> Iterator[tuple[dict[str, Any], Any]]:
     """Records in input order: listing errors, reused resume records, and fresh analyses."""
-    previous = load_resume(config.resume_path) if config.resume_path else {}
+    calibration = config.analysis.calibration.to_dict()
     reuse: dict[int, dict[str, Any]] = {}
     todo: list[str] = []
     for i, e in enumerate(entries):
         if e.error:
             continue
-        old = previous.get(e.path)
+        old = previous.records.get(e.path)
         if old is not None and _unchanged(e.path, old, use_hash=config.resume_hash):
             reuse[i] = old
         else:
@@ -241,8 +290,11 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
     """Scan the configured paths and write the reports.
 
     Records stream to the JSONL report as they finish, in input order, so an
-    interrupted scan keeps everything done so far; SIGINT and SIGTERM stop
-    the scan cleanly, close every report and return a distinct status.
+    interrupted scan keeps everything done so far. SIGINT and SIGTERM stop the
+    scan cleanly in every phase (listing, worker start-up, analysis): the
+    workers are stopped, every report is closed with its summary line, and
+    the status is 130 or 143. A second signal during that shutdown is
+    ignored, so it always completes.
 
     Args:
         config: The run's configuration.
@@ -251,37 +303,23 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
 
     Returns:
         The exit status.
+
+    Raises:
+        ValueError: If the resume report cannot be read.
+        OSError: If a report cannot be written.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from detectors.fusion import load_calibration
-
     t0 = time.perf_counter()
     started = utc_now()
-    calibration = load_calibration(config.calibration_path) if config.calibration_path else load_calibration()
-    names = _detector_names(config)
-    entries = list(iter_files(config.paths, recursive=config.recursive, extensions=config.extensions))
-    if config.resume_path and config.jsonl_path and os.path.abspath(config.resume_path) == os.path.abspath(config.jsonl_path):
-        # keep the earlier report beside the new one until the new one is complete
-        prev = config.jsonl_path + ".prev"
-        os.replace(config.jsonl_path, prev)
-        config = _replace(config, resume_path=prev)
-    engine = make_engine(
-        EngineConfig(
-            detectors=names,
-            calibration_path=config.calibration_path,
-            visuals=config.html_path is not None,
-            jobs=config.jobs,
-            timeout_s=config.timeout_s,
-            engine=config.engine,
-            stability=config.stability,
-            batch_images=config.batch_images,
-        )
-    )
+    calibration = config.analysis.calibration
+    entries: list[Entry] = []
     models: dict[str, str] = {}  # detector -> version, as reported by the records themselves
-    writers = _open_writers(config)
+    writers: list[Any] = []
     report = Report()
     rows: list[dict[str, Any]] = []
+    engine: Any = None
+    status = ExitStatus.OK
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -292,41 +330,52 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
         disable=config.quiet or not err_console.is_terminal,
         transient=True,
     )
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    old_term = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    status = ExitStatus.OK
-    try:
-        with progress:
-            task = progress.add_task("scanning", total=len(entries), rate="-")
-            for i, (rec, vis) in enumerate(_records(config, entries, calibration.to_dict(), engine), start=1):
-                report.add(rec, config.fail_on)
-                models.update({d["name"]: d["version"] for d in rec["detectors"]})
-                for w in writers:
-                    w.add(rec, vis)
-                rows.append({"path": rec["file"]["path"], "label": rec["label"], "score": rec["score"], "error": (rec.get("error") or {}).get("message")})
-                elapsed = time.perf_counter() - t0
-                progress.update(task, advance=1, rate=f"{i / elapsed:.1f}" if elapsed > 0 else "-")
-        status = report.exit_status()
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
-    except Terminated:
-        status = ExitStatus.TERMINATED
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        engine.close()
-    if status in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
-        err_console.print(Text(f"stopped after {report.n_files} of {len(entries)} files; the reports hold what finished"))
-    summary = _summary(config, report, calibration, models, started, t0, status)
-    for w in writers:
-        w.close(summary)
-    if config.resume_path and config.resume_path.endswith(".prev") and status not in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
-        os.unlink(config.resume_path)  # our own temporary copy, now fully merged into the new report
-    if not config.quiet:
-        _print_table(rows, report, console=console)
+    with Interrupts() as stop:
+        try:
+            if config.resume_path and config.jsonl_path and os.path.abspath(config.resume_path) == os.path.abspath(config.jsonl_path):
+                # keep the earlier report beside the new one until the new one is complete
+                prev = config.jsonl_path + ".prev"
+                os.replace(config.jsonl_path, prev)
+                config = _replace(config, resume_path=prev)
+            previous = load_resume(config.resume_path) if config.resume_path else Resume()
+            for msg in previous.skipped[:5]:
+                err_console.print(Text(f"detect: warning: {msg}"))
+            if len(previous.skipped) > 5:
+                err_console.print(Text(f"detect: warning: {len(previous.skipped) - 5} more image records of {config.resume_path} not reused"))
+            writers = _open_writers(config)  # first: a stop in any later phase still ends each report with its summary
+            entries = list(iter_files(config.paths, recursive=config.recursive, extensions=config.extensions))
+            engine = make_engine(config.analysis)
+            with progress:
+                task = progress.add_task("scanning", total=len(entries), rate="-")
+                for i, (rec, vis) in enumerate(_records(config, entries, previous, engine), start=1):
+                    report.add(rec, config.fail_on)
+                    models.update({d["name"]: d["version"] for d in rec["detectors"]})
+                    for w in writers:
+                        w.add(rec, vis)
+                    rows.append({"path": rec["file"]["path"], "label": rec["label"], "score": rec["score"], "error": (rec.get("error") or {}).get("message")})
+                    elapsed = time.perf_counter() - t0
+                    progress.update(task, advance=1, rate=f"{i / elapsed:.1f}" if elapsed > 0 else "-")
+            status = report.exit_status()
+        except (KeyboardInterrupt, Terminated) as exc:
+            stop.stop(exc)
+        except BaseException:
+            if engine is not None:
+                engine.close()
+            raise
+        # from here on a signal is only remembered: the shutdown runs to its end
+        if stop.received is not None:
+            status = ExitStatus.TERMINATED if stop.received == signal.SIGTERM else ExitStatus.INTERRUPTED
+        if engine is not None:
+            engine.close()
+        if status in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
+            err_console.print(Text(f"stopped after {report.n_files} of {len(entries)} files; the reports hold what finished"))
+        summary = _summary(config, report, calibration, models, started, t0, status)
+        for w in writers:
+            w.close(summary)
+        if config.resume_path and config.resume_path.endswith(".prev") and status not in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
+            os.unlink(config.resume_path)  # our own temporary copy, now fully merged into the new report
+        if not config.quiet:
+            _print_table(rows, report, console=console)
     return status
 
 
@@ -334,12 +383,6 @@ def _replace(config: ScanConfig, **kw: Any) -> ScanConfig:
     from dataclasses import replace
 
     return replace(config, **kw)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 _STYLE = {"ai_confirmed": "bold red", "likely_ai": "red", "inconclusive": "yellow", "likely_real": "green", "error": "magenta"}

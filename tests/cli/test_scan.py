@@ -12,6 +12,7 @@ from PIL import Image
 from rich.console import Console
 
 from _helpers import textured
+from cli.engine import EngineConfig
 from cli.main import main
 from cli.scan import ExitStatus, Report, ScanConfig, run_scan
 
@@ -128,7 +129,7 @@ def test_hostile_filenames_are_text(tmp_path: Path) -> None:
 
 def test_run_scan_direct_with_captured_consoles(folder: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    cfg = ScanConfig(paths=(str(folder),), detectors=("test_spectral",), fail_on="never")
+    cfg = ScanConfig(paths=(str(folder),), analysis=EngineConfig(("test_spectral",)), fail_on="never")
     status = run_scan(
         cfg,
         console=Console(file=out, width=80, color_system=None),
