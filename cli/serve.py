@@ -124,6 +124,12 @@ def serve(
     import uvicorn
 
     from cli.web.app import DEFAULT_MAX_CONCURRENT, LOOPBACK_HOSTS, create_app
+    from cli.engine import resolve_calibration
+
+    try:
+        calibration = resolve_calibration(calibration_path)  # loaded once, here; the workers receive the object
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
 
     loopback = is_loopback(host)
     try:
@@ -148,7 +154,7 @@ def serve(
         body_timeout_s=body_timeout_s,
         max_per_client=max_per_client,
         allowed_hosts=allowed,
-        calibration_path=calibration_path,
+        calibration=calibration,
     )
     click.echo(f"detect serve: starting {workers or DEFAULT_MAX_CONCURRENT} analysis worker(s)...", err=True)
 

@@ -685,7 +685,7 @@ def create_app(
     max_reading: int = DEFAULT_MAX_READING,
     allowed_hosts: Sequence[str] | None = None,
     detectors: Sequence[str] | None = None,
-    calibration_path: str | None = None,
+    calibration: Any = None,
 ) -> FastAPI:
     """Build the verification-desk app. Worker processes start with the app's lifespan.
 
@@ -702,7 +702,8 @@ def create_app(
         allowed_hosts: Accepted ``Host`` header names (guards a loopback server against DNS
             rebinding); ``None`` accepts any.
         detectors: Detector registry names; the defaults of ``detect scan`` when ``None``.
-        calibration_path: Calibration file; the shipped one when ``None``.
+        calibration: The loaded :class:`~detectors.calibration.Calibration` (built once by the
+            command); the shipped one when ``None``.
 
     Returns:
         A FastAPI application (run it with uvicorn, or ``fastapi.testclient.TestClient``).
@@ -724,7 +725,7 @@ def create_app(
 
         detectors = DEFAULT_DETECTORS
     pool = AnalysisPool(
-        max_concurrent, max_pixels=max_pixels, timeout_s=timeout_s, detectors=detectors, calibration_path=calibration_path
+        max_concurrent, max_pixels=max_pixels, timeout_s=timeout_s, detectors=detectors, calibration=calibration
     )
     desk = _Desk(
         max_bytes=int(max_bytes),
