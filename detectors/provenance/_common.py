@@ -16,9 +16,12 @@ References:
 from __future__ import annotations
 
 import struct
+import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.base import DetectorResult
@@ -28,23 +31,33 @@ __all__ = [
     "AI_GENERATED_SOURCE_TYPES",
     "CAPTURE_SOURCE_TYPES",
     "MAX_EVIDENCE_CHARS",
+    "PngTextRead",
+    "PngTextStore",
     "bounded_inflate",
     "classify_source_type",
     "jpeg_segments",
     "png_chunks",
     "png_text_chunks",
+    "png_text_store",
     "result",
     "source_type_code",
     "truncate",
     "webp_chunks",
+    "with_limits",
 ]
 
 #: Longest string kept in evidence, per field (the report shows them collapsed).
 MAX_EVIDENCE_CHARS = 4096
 #: Largest decompressed text chunk we inflate (ComfyUI workflows can be a few MB).
 MAX_INFLATED_BYTES = 16 * 1024 * 1024
-#: At most this many chunks / segments are walked in one file.
+#: At most this many chunks / segments are walked in one file (JPEG, WebP, BMFF).
 MAX_CHUNKS = 20_000
+#: PNG chunks walked per file: each costs 12 bytes of file, so 1M covers a 12 MB run of empty chunks.
+MAX_PNG_CHUNKS = 1_000_000
+#: PNG text chunks (tEXt/zTXt/iTXt) indexed per file.
+MAX_TEXT_CHUNKS = 20_000
+#: Decompressed PNG text per file, all chunks and all readers together.
+MAX_TEXT_BUDGET = 64 * 1024 * 1024
 
 #: IPTC digital source types that declare the whole image AI-generated.
 AI_GENERATED_SOURCE_TYPES = frozenset({"trainedalgorithmicmedia"})
@@ -90,66 +103,222 @@ def bounded_inflate(data: bytes, limit: int = MAX_INFLATED_BYTES) -> tuple[bytes
     return out, complete
 
 
-def png_chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
-    """Yield ``(chunk_type, payload)`` for each chunk of a PNG file.
-
-    Stops at ``IEND``, at the first malformed length, or after
-    :data:`MAX_CHUNKS` chunks. Chunk CRCs are not checked (metadata in a file
-    with a bad CRC is still what the file says).
-    """
+def _png_spans(data: bytes, max_chunks: int) -> Iterator[tuple[bytes, int, int]]:
+    """``(chunk_type, payload_start, payload_end)`` of each PNG chunk (see :func:`png_chunks`)."""
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         return
-    view = memoryview(data)
     pos, n = 8, len(data)
-    for _ in range(MAX_CHUNKS):
+    for _ in range(max_chunks):
         if pos + 8 > n:
             return
-        length, ctype = struct.unpack(">I4s", view[pos : pos + 8])
+        length, ctype = struct.unpack_from(">I4s", data, pos)
         start = pos + 8
         end = start + length
         if end > n:  # truncated chunk: give what is there
-            yield bytes(ctype), view[start:n]
+            yield ctype, start, n
             return
-        yield bytes(ctype), view[start:end]
+        yield ctype, start, end
         if ctype == b"IEND":
             return
         pos = end + 4
 
 
+def png_chunks(data: bytes, *, max_chunks: int = MAX_PNG_CHUNKS) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield ``(chunk_type, payload)`` for each chunk of a PNG file.
+
+    Stops at ``IEND``, at the first malformed length, or after
+    ``max_chunks`` chunks. Chunk CRCs are not checked (metadata in a file
+    with a bad CRC is still what the file says).
+    """
+    view = memoryview(data)
+    for ctype, start, end in _png_spans(data, max_chunks):
+        yield ctype, view[start:end]
+
+
+@dataclass(frozen=True)
+class _TextEntry:
+    keyword: str
+    ctype: str
+    index: int
+    start: int  # offset of the chunk payload in the file
+    end: int
+
+
+@dataclass(frozen=True)
+class PngTextRead:
+    """Text chunks a reader asked for, and what could not be read.
+
+    Attributes:
+        fields: ``(keyword, text, chunk_type)`` of each chunk read, in file order.
+        notes: Plain sentences naming every limit that left text unread or cut
+            (the inflate budget, the per-chunk cap, the chunk caps); empty when
+            everything was read.
+    """
+
+    fields: list[tuple[str, str, str]]
+    notes: list[str] = field(default_factory=list)
+
+
+class PngTextStore:
+    """The text chunks of one PNG, indexed once and inflated lazily under one budget.
+
+    Indexing walks the chunk headers only. A chunk's text is decompressed
+    the first time a reader asks for it and kept, so ``xmp`` and
+    ``generator_metadata`` share one inflation. All decompressed text of the
+    file together is capped at ``budget`` bytes; each chunk at ``per_chunk``.
+    Decompression stops at whichever is reached first, so a file of
+    compressed zeros costs at most ``budget`` bytes, never more.
+
+    Args:
+        data: The original PNG bytes.
+        budget: Decompressed text allowed per file, in bytes.
+        per_chunk: Decompressed text allowed per chunk, in bytes.
+        max_text_chunks: Text chunks indexed; later ones are counted, not read.
+        max_chunks: Chunks walked.
+
+    Raises:
+        ValueError: If a limit is not positive.
+    """
+
+    def __init__(self, data: bytes, *, budget: int = MAX_TEXT_BUDGET, per_chunk: int = MAX_INFLATED_BYTES,
+                 max_text_chunks: int = MAX_TEXT_CHUNKS, max_chunks: int = MAX_PNG_CHUNKS) -> None:
+        for name, v in (("budget", budget), ("per_chunk", per_chunk), ("max_text_chunks", max_text_chunks),
+                        ("max_chunks", max_chunks)):
+            if v <= 0:
+                raise ValueError(f"{name} must be > 0, got {v}")
+        self._data = data
+        self.budget = budget
+        self.per_chunk = per_chunk
+        self.used = 0
+        self._lock = threading.Lock()
+        self._texts: dict[int, tuple[str | None, str | None]] = {}  # index -> (text, note)
+        self.entries: list[_TextEntry] = []
+        self.structure_notes: list[str] = []
+        skipped = walked = 0
+        last_end = 8
+        for idx, (ctype, start, end) in enumerate(_png_spans(data, max_chunks)):
+            walked, last_end = idx + 1, end
+            if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
+                continue
+            if len(self.entries) >= max_text_chunks:
+                skipped += 1
+                continue
+            key, sep, _ = data[start : min(end, start + 80)].partition(b"\x00")
+            if not sep or not key or len(key) > 79:
+                continue
+            self.entries.append(_TextEntry(key.decode("latin-1"), ctype.decode("ascii"), idx, start, end))
+        if walked >= max_chunks and last_end + 4 < len(data):
+            self.structure_notes.append(
+                f"the PNG has more than {max_chunks:,} chunks; metadata after chunk {max_chunks:,} was not read")
+        if skipped:
+            self.structure_notes.append(
+                f"{skipped:,} PNG text chunks after the first {max_text_chunks:,} were not read")
+
+    def _inflate(self, entry: _TextEntry) -> tuple[str | None, str | None]:
+        """``(text, note)``; ``text`` is None when the budget is spent, ``note`` names any cut."""
+        limit = min(self.per_chunk, self.budget - self.used)
+        if limit <= 0:
+            return None, None
+        rest = memoryview(self._data)[entry.start + len(entry.keyword.encode("latin-1")) + 1 : entry.end]
+        compressed = entry.ctype == "zTXt"
+        if entry.ctype == "zTXt":
+            body = rest[1:]  # compression method byte
+        elif entry.ctype == "iTXt":  # flag, method, language\0, translated keyword\0, text
+            if len(rest) < 2:
+                return "", None
+            compressed = bool(rest[0])
+            head = bytes(rest[2 : 2 + 2 * 1024])  # language tag and translated keyword are short
+            _lang, _, after = head.partition(b"\x00")
+            _tkey, _, after = after.partition(b"\x00")
+            body = rest[2 + len(head) - len(after) :]
+        else:
+            body = rest
+        if compressed:
+            out, complete = bounded_inflate(bytes(body), limit)
+        else:
+            out, complete = bytes(body[:limit]), len(body) <= limit
+        self.used += len(out)
+        text = out.decode("utf-8", "replace") if entry.ctype == "iTXt" else out.decode("latin-1")
+        note = None
+        if not complete and len(out) >= limit:
+            which = "the per-file budget" if limit < self.per_chunk else "the per-chunk cap"
+            note = f"PNG {entry.ctype} '{truncate(entry.keyword, 40)}' was cut at {_size(limit)} ({which})"
+        return text, note
+
+    def read(self, keyword: str | None = None) -> PngTextRead:
+        """Text of every chunk (or every chunk named ``keyword``), inflating what was not yet inflated.
+
+        Returns:
+            A :class:`PngTextRead` whose ``notes`` say what the limits left out.
+        """
+        fields: list[tuple[str, str, str]] = []
+        notes = list(self.structure_notes)
+        refused = 0
+        with self._lock:
+            for e in self.entries:
+                if keyword is not None and e.keyword != keyword:
+                    continue
+                if e.index not in self._texts:
+                    self._texts[e.index] = self._inflate(e)
+                text, note = self._texts[e.index]
+                if text is None:
+                    refused += 1
+                    continue
+                if note:
+                    notes.append(note)
+                fields.append((e.keyword, text, e.ctype))
+        if refused:
+            notes.append(f"{refused:,} PNG text chunks were not decompressed: the file's budget of "
+                         f"{_size(self.budget)} of decompressed text was spent")
+        return PngTextRead(fields, notes)
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+_STORES: dict[int, tuple[weakref.ReferenceType[Any], PngTextStore]] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def png_text_store(image: Any) -> PngTextStore:
+    """The shared :class:`PngTextStore` of a :class:`forensics.io.LoadedImage` (made on first use).
+
+    Every reader of the same image object gets the same store, so text is
+    inflated once per file and the budget is shared; the store goes away
+    with the image. Raw ``bytes`` get a fresh store.
+    """
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return PngTextStore(bytes(image))
+    key = id(image)
+    with _STORES_LOCK:
+        hit = _STORES.get(key)
+        if hit is not None and hit[0]() is image:
+            return hit[1]
+        store = PngTextStore(image.data)
+        try:
+            ref = weakref.ref(image, lambda r, k=key: _drop_store(k, r))
+        except TypeError:  # not weak-referenceable: no sharing
+            return store
+        _STORES[key] = (ref, store)
+        return store
+
+
+def _drop_store(key: int, ref: weakref.ReferenceType[Any]) -> None:
+    with _STORES_LOCK:
+        hit = _STORES.get(key)
+        if hit is not None and hit[0] is ref:
+            del _STORES[key]
+
+
 def png_text_chunks(data: bytes, *, limit: int = MAX_INFLATED_BYTES) -> list[tuple[str, str, str]]:
-    """Text chunks of a PNG: ``(keyword, text, chunk_type)``.
+    """Text chunks of a PNG: ``(keyword, text, chunk_type)`` (a fresh :class:`PngTextStore`).
 
     Handles ``tEXt`` (Latin-1), ``zTXt`` (zlib, Latin-1) and ``iTXt`` (UTF-8,
-    optionally zlib). Decompression is capped at ``limit`` bytes.
+    optionally zlib). Decompression is capped at ``limit`` bytes per chunk
+    and :data:`MAX_TEXT_BUDGET` per file.
     """
-    out: list[tuple[str, str, str]] = []
-    for ctype, payload in png_chunks(data):
-        if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
-            continue
-        raw = bytes(payload)
-        key, sep, rest = raw.partition(b"\x00")
-        if not sep or not key or len(key) > 79:
-            continue
-        keyword = key.decode("latin-1")
-        if ctype == b"tEXt":
-            text = rest[:limit].decode("latin-1")
-        elif ctype == b"zTXt":
-            if not rest:
-                continue
-            inflated, _ = bounded_inflate(rest[1:], limit)
-            text = inflated.decode("latin-1")
-        else:  # iTXt: flag, method, language\0, translated keyword\0, text
-            if len(rest) < 2:
-                continue
-            comp_flag = rest[0]
-            body = rest[2:]
-            _lang, _, body = body.partition(b"\x00")
-            _tkey, _, body = body.partition(b"\x00")
-            if comp_flag:
-                body, _ = bounded_inflate(body, limit)
-            text = body[:limit].decode("utf-8", "replace")
-        out.append((keyword, text, ctype.decode("ascii")))
-    return out
+    return PngTextStore(data, per_chunk=limit).read().fields
 
 
 def jpeg_segments(data: bytes) -> Iterator[tuple[int, memoryview]]:
@@ -248,6 +417,28 @@ def result(
         explanations=tuple(explanations),
         message=message,
         time_s=time.perf_counter() - t0,
+    )
+
+
+def with_limits(res: DetectorResult, notes: list[str]) -> DetectorResult:
+    """``res`` with ``evidence["limits"]`` and a closing sentence naming what the reading limits left out.
+
+    Metadata beyond a limit is never silently ignored: a reader that found
+    nothing says so in its message too.
+    """
+    if not notes:
+        return res
+    notes = list(dict.fromkeys(truncate(n, 300) for n in notes))[:16]
+    evidence = dict(res.evidence)
+    evidence["limits"] = notes
+    sentence = "Not all metadata was read: " + "; ".join(notes) + "."
+    message = res.message
+    if res.status == "not_applicable":
+        message = f"{res.message or 'nothing found'} in what was read ({'; '.join(notes)})"
+    return DetectorResult(
+        name=res.name, version=res.version, status=res.status, score=res.score, threshold=res.threshold,
+        claim=res.claim, strength=res.strength, evidence=evidence, explanations=(*res.explanations, sentence),
+        message=message, time_s=res.time_s,
     )
 
 

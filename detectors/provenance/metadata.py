@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
-from detectors.provenance._common import MAX_EVIDENCE_CHARS, ProvenanceReader, jpeg_segments, png_text_chunks, result, \
-    truncate
+from detectors.provenance._common import MAX_EVIDENCE_CHARS, ProvenanceReader, jpeg_segments, png_text_store, result, \
+    truncate, with_limits
 from detectors.provenance.signatures import load_signature_table, match_signatures
 from forensics.io import LoadedImage
 
@@ -411,7 +411,7 @@ def collect_text_fields(image: LoadedImage) -> list[tuple[str, str, str]]:
     fields: list[tuple[str, str, str]] = []
     data = image.data
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        for key, text, ctype in png_text_chunks(data):
+        for key, text, ctype in png_text_store(image).read().fields:
             fields.append((f"PNG {ctype} '{truncate(key, 80)}'", key, text))
     if data.startswith(b"\xff\xd8"):
         for marker, payload in jpeg_segments(data):
@@ -428,7 +428,8 @@ def _xmp_creator_tools(image: LoadedImage) -> list[tuple[str, str, str]]:
     from detectors.provenance.xmp import extract_xmp_packets, parse_xmp
 
     out: list[tuple[str, str, str]] = []
-    for loc, packet in extract_xmp_packets(image.data, image.format):
+    store = png_text_store(image) if image.data.startswith(b"\x89PNG\r\n\x1a\n") else None
+    for loc, packet in extract_xmp_packets(image.data, image.format, png_text=store):
         got, method = parse_xmp(packet)
         for v in got.get("CreatorTool", [])[:4]:
             out.append((f"XMP CreatorTool ({loc}{', regex fallback' if method != 'xml' else ''})", "CreatorTool", v))
@@ -669,6 +670,12 @@ class GeneratorMetadataDetector(ProvenanceReader):
         self.stealth = stealth
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
+        res = self._read(image, t0)
+        if image.data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return with_limits(res, png_text_store(image).read().notes)
+        return res
+
+    def _read(self, image: LoadedImage, t0: float) -> DetectorResult:
         fields = collect_text_fields(image)
         findings = find_generator_metadata(fields)
         if not findings and self.stealth and image.format == "PNG" and _may_have_stealth(image):

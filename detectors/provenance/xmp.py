@@ -15,9 +15,10 @@ extended XMP), PNG ``iTXt``/``zTXt``/``tEXt`` ``XML:com.adobe.xmp`` and WebP
 ``XMP `` chunks; other containers are scanned for an ``<x:xmpmeta`` packet.
 
 XMP is attacker controlled and may be huge: packets are parsed with
-defusedxml (no DTDs, no entity expansion) only up to 4 MB; larger or
-malformed packets are scanned with bounded regular expressions over at most
-16 MB. XMP is not signed, so a declared camera capture is only a weak hint;
+defusedxml (no DTDs, no entity expansion) only up to 4 MB; larger,
+malformed or refused packets are scanned with bounded regular expressions
+over at most 16 MB, after comments and DOCTYPE declarations are stripped. A
+claim read only by that fallback scan is at most ``strong``, never proof. XMP is not signed, so a declared camera capture is only a weak hint;
 a declared AI source is taken at its word (nobody marks a real photo as AI).
 
 References:
@@ -37,20 +38,22 @@ from typing import Any
 
 from detectors.base import DetectorResult, register_detector
 from detectors.provenance._common import (
+    PngTextStore,
     ProvenanceReader,
     classify_source_type,
     jpeg_segments,
-    png_text_chunks,
+    png_text_store,
     result,
     source_type_code,
     truncate,
     webp_chunks,
+    with_limits,
 )
 from forensics.io import LoadedImage
 
 __all__ = ["XmpDetector", "extract_xmp_packets", "parse_xmp"]
 
-VERSION = "xmp-v1"
+VERSION = "xmp-v2"
 #: Packets up to this size are parsed as XML (defusedxml).
 MAX_XML_BYTES = 4 * 1024 * 1024
 #: Larger or malformed packets are regex-scanned over at most this many bytes.
@@ -70,12 +73,14 @@ _INFO_NAMES = ("CreatorTool",)
 _ALL_NAMES = _SOURCE_NAMES + _AI_NAMES + _INFO_NAMES
 
 
-def extract_xmp_packets(data: bytes, fmt: str) -> list[tuple[str, bytes]]:
+def extract_xmp_packets(data: bytes, fmt: str, *, png_text: PngTextStore | None = None) -> list[tuple[str, bytes]]:
     """Find XMP packets in a file.
 
     Args:
         data: Original file bytes.
         fmt: Pillow format name (``JPEG``, ``PNG``, ``WEBP``, ...).
+        png_text: The file's shared PNG text store (see
+            :func:`detectors.provenance._common.png_text_store`); a fresh one when ``None``.
 
     Returns:
         Up to :data:`MAX_PACKETS` ``(where, packet_bytes)`` pairs.
@@ -101,9 +106,9 @@ def extract_xmp_packets(data: bytes, fmt: str) -> list[tuple[str, bytes]]:
         for parts in extended.values():
             packets.append(("JPEG APP1 extended XMP", b"".join(parts[k] for k in sorted(parts))))
     elif data.startswith(b"\x89PNG\r\n\x1a\n"):
-        for key, text, ctype in png_text_chunks(data, limit=MAX_SCAN_BYTES):
-            if key == "XML:com.adobe.xmp":
-                packets.append((f"PNG {ctype} XML:com.adobe.xmp", text.encode("utf-8", "replace")))
+        store = png_text if png_text is not None else png_text_store(data)
+        for key, text, ctype in store.read("XML:com.adobe.xmp").fields[:MAX_PACKETS]:
+            packets.append((f"PNG {ctype} XML:com.adobe.xmp", text[:MAX_SCAN_BYTES].encode("utf-8", "replace")))
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         for fourcc, payload in webp_chunks(data):
             if fourcc == b"XMP ":
@@ -159,9 +164,29 @@ def _parse_xml(packet: bytes) -> dict[str, list[str]] | None:
     return found
 
 
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_DOCTYPE = re.compile(r"<!DOCTYPE\b[^\[>]*(?:\[(?:.*?\]|.*)\s*)?(?:>|\Z)", re.S | re.I)
+_DECL = re.compile(r"<!(?:ENTITY|ELEMENT|ATTLIST|NOTATION)\b[^>]*(?:>|\Z)", re.S | re.I)
+
+
+def strip_markup_noise(text: str) -> str:
+    """Remove XML comments, DOCTYPE declarations (with their internal subset) and stray markup
+    declarations, so that the regex fallback reads only element and attribute content.
+
+    An unterminated comment or declaration runs to the end of the text, as an XML parser would read it.
+    """
+    text = _COMMENT.sub(" ", text)
+    text = _DOCTYPE.sub(" ", text)
+    return _DECL.sub(" ", text)
+
+
 def _scan_regex(packet: bytes) -> dict[str, list[str]]:
-    """Bounded regex scan for the three serialisations (for huge or broken packets)."""
-    text = packet[:MAX_SCAN_BYTES].decode("utf-8", "replace")
+    """Bounded regex scan for the three serialisations (for huge or broken packets).
+
+    Comments and DOCTYPE declarations are stripped first: an AI claim inside
+    a comment is not a claim.
+    """
+    text = strip_markup_noise(packet[:MAX_SCAN_BYTES].decode("utf-8", "replace"))
     found: dict[str, list[str]] = {}
     names = "|".join(_ALL_NAMES)
     attr = re.compile(r"[\s<][\w.-]{0,64}:(" + names + r")\s*=\s*([\"'])(.{0,2048}?)\2", re.S)
@@ -214,19 +239,28 @@ class XmpDetector(ProvenanceReader):
         pass
 
     def _analyze(self, image: LoadedImage, t0: float) -> DetectorResult:
-        packets = extract_xmp_packets(image.data, image.format)
+        store = png_text_store(image) if image.data.startswith(b"\x89PNG\r\n\x1a\n") else None
+        packets = extract_xmp_packets(image.data, image.format, png_text=store)
+        limits = store.read("XML:com.adobe.xmp").notes if store is not None else []
+        res = self._packets_result(packets, t0)
+        return with_limits(res, limits) if limits else res
+
+    def _packets_result(self, packets: list[tuple[str, bytes]], t0: float) -> DetectorResult:
         if not packets:
             return result(self.name, self.version, t0, status="not_applicable",
                           evidence={"summary": "no XMP metadata"}, message="no XMP metadata")
         fields: dict[str, list[str]] = {}
         where: dict[str, str] = {}
         methods = []
+        parsed_values: set[tuple[str, str]] = set()  # (field, value) read by the XML parser
         for loc, packet in packets:
             got, method = parse_xmp(packet)
             methods.append({"where": loc, "bytes": len(packet), "parsed_by": method})
             for k, vals in got.items():
                 for v in vals:
                     v = truncate(v, 512)
+                    if method == "xml":
+                        parsed_values.add((k, v))
                     lst = fields.setdefault(k, [])
                     if v not in lst and len(lst) < 16:
                         lst.append(v)
@@ -242,26 +276,37 @@ class XmpDetector(ProvenanceReader):
             "packets": methods,
         }
         kinds = [classify_source_type(s) for s in sources]
+        parsed_kinds = {classify_source_type(v) for k, v in parsed_values if k in _SOURCE_NAMES}
+        fallback = "The packet was refused by the XML parser and read by a fallback text scan, so the claim " \
+                   "is not taken as proof."
         codes = ", ".join(source_type_code(s) for s in sources)
         loc = where.get("DigitalSourceType") or where.get("DigitalSourceFileType") or where.get("AISystemUsed")
         system = f" (AI system: {ai_system[0]})" if ai_system else ""
         note = "XMP metadata is not signed: anyone can add or strip it."
         if "ai_generated" in kinds:
-            evidence["summary"] = f"IPTC DigitalSourceType trainedAlgorithmicMedia{system}"
+            parsed = "ai_generated" in parsed_kinds
+            evidence["summary"] = f"IPTC DigitalSourceType trainedAlgorithmicMedia{system}" + (
+                "" if parsed else " (fallback scan)")
             return result(
-                self.name, self.version, t0, claim="ai_generated", strength="proof", evidence=evidence,
+                self.name, self.version, t0, claim="ai_generated", strength="proof" if parsed else "strong",
+                evidence=evidence,
                 explanations=(
                     f"The file's XMP metadata ({loc}) declares the image as created by a trained AI model "
-                    f"(IPTC digital source type trainedAlgorithmicMedia){system}. {note}",
+                    f"(IPTC digital source type trainedAlgorithmicMedia){system}. {note}"
+                    + ("" if parsed else f" {fallback}"),
                 ),
             )
         if "ai_edited" in kinds:
-            evidence["summary"] = f"IPTC DigitalSourceType compositeWithTrainedAlgorithmicMedia{system}"
+            parsed = "ai_edited" in parsed_kinds
+            evidence["summary"] = f"IPTC DigitalSourceType compositeWithTrainedAlgorithmicMedia{system}" + (
+                "" if parsed else " (fallback scan)")
             return result(
-                self.name, self.version, t0, claim="ai_edited", strength="proof", evidence=evidence,
+                self.name, self.version, t0, claim="ai_edited", strength="proof" if parsed else "strong",
+                evidence=evidence,
                 explanations=(
                     f"The file's XMP metadata ({loc}) declares the image as a composite that includes "
-                    f"AI-generated elements (IPTC compositeWithTrainedAlgorithmicMedia){system}. {note}",
+                    f"AI-generated elements (IPTC compositeWithTrainedAlgorithmicMedia){system}. {note}"
+                    + ("" if parsed else f" {fallback}"),
                 ),
             )
         if ai_system:

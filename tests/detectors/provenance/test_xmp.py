@@ -177,7 +177,7 @@ def test_huge_packet_is_scanned_with_bounded_regex():
     # uncompressed iTXt: Pillow itself refuses compressed text chunks over 1 MB
     res = create_detector("xmp").analyze(load_image_bytes(png_xmp(pkt)))
     assert time.perf_counter() - t0 < 10
-    assert res.claim == "ai_generated"
+    assert res.claim == "ai_generated" and res.strength == "strong"  # fallback scan: never proof
     assert res.evidence["packets"][0]["parsed_by"] == "regex"
 
 
@@ -204,3 +204,39 @@ def test_generic_container_scan_finds_packet():
     pkt = attr_form("trainedAlgorithmicMedia")
     found = extract_xmp_packets(b"II*\x00" + b"\x00" * 100 + pkt + b"\x00" * 10, "TIFF")
     assert len(found) == 1 and parse_xmp(found[0][1])[0]["DigitalSourceType"]
+
+
+def test_ai_claim_inside_a_comment_of_a_refused_packet_is_not_read():
+    # issue 17 point 9: a DOCTYPE makes defusedxml refuse the packet; the fallback must not read comments
+    pkt = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "v">]>' + packet(
+        "<!-- <rdf:Description Iptc4xmpExt:DigitalSourceType="
+        f'"{DST}trainedAlgorithmicMedia"/> <Iptc4xmpExt:DigitalSourceType>{DST}trainedAlgorithmicMedia'
+        "</Iptc4xmpExt:DigitalSourceType> -->"
+        f'<rdf:Description rdf:about="" Iptc4xmpExt:DigitalSourceType="{DST}digitalCapture"/>'
+    )
+    fields, method = parse_xmp(pkt)
+    assert method == "regex" and fields["DigitalSourceType"] == [DST + "digitalCapture"]
+    res = create_detector("xmp").analyze(load_image_bytes(jpeg_xmp(pkt)))
+    assert res.claim == "camera" and res.strength == "weak"
+
+
+def test_ai_claim_in_an_unterminated_comment_or_doctype_is_not_read():
+    for junk in ("<!-- never closed ", '<!DOCTYPE x [ <!ENTITY a "'):
+        pkt = packet(f'<rdf:Description rdf:about=""/>{junk}<rdf:Description '
+                     f'Iptc4xmpExt:DigitalSourceType="{DST}trainedAlgorithmicMedia"/>')
+        fields, method = parse_xmp(pkt)
+        assert method == "regex" and "DigitalSourceType" not in fields, junk
+
+
+def test_fallback_evidence_never_reaches_proof():
+    from detectors.fusion import Calibration, fuse
+
+    pkt = b'<!DOCTYPE x [<!ENTITY e "v">]>' + attr_form("trainedAlgorithmicMedia")
+    res = create_detector("xmp").analyze(load_image_bytes(jpeg_xmp(pkt)))
+    assert res.evidence["packets"][0]["parsed_by"] == "regex"
+    assert res.claim == "ai_generated" and res.strength == "strong"
+    assert "fallback text scan" in res.explanations[0]
+    assert fuse([res], Calibration("t", "t", likely_ai=0.9, likely_real=0.1)).label == "likely_ai"
+    # the same claim in a packet the XML parser accepts is proof
+    ok = create_detector("xmp").analyze(load_image_bytes(jpeg_xmp(attr_form("trainedAlgorithmicMedia"))))
+    assert ok.strength == "proof"
