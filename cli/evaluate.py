@@ -362,9 +362,9 @@ def calibrate(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--perturb") from None
     if not detectors:
-        from detectors.pipeline import PIXEL_DETECTORS
+        from detectors.pipeline import default_pixel_detectors
 
-        detectors = PIXEL_DETECTORS
+        detectors = default_pixel_detectors()
     config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), None, jobs, None)
     samples = _select(config)
     err = Console(stderr=True)

@@ -8,6 +8,8 @@ A detector turns one :class:`forensics.io.LoadedImage` into a
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
@@ -16,9 +18,13 @@ from forensics.io import LoadedImage
 
 __all__ = [
     "Claim",
+    "BUILTIN_MODULES",
     "Detector",
+    "DetectorKind",
     "DetectorResult",
+    "DetectorSpec",
     "create_detector",
+    "detector_kind",
     "is_batchable",
     "is_registered",
     "list_detectors",
@@ -99,59 +105,128 @@ class Detector(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Detector]] = {}
-#: Names whose detectors split into ``prepare`` + ``score_batch`` (see :func:`register_detector`).
-_BATCHABLE: set[str] = set()
+#: What a detector reads. ``pixel``: the decoded pixels, giving a P(AI) score that the
+#: calibration fuses (and that the stability check re-scores). ``provenance``: what the
+#: file says about its origin (metadata, manifests, watermarks), giving a claim, no score.
+DetectorKind = Literal["pixel", "provenance"]
+_KINDS: tuple[str, ...] = ("pixel", "provenance")
 
 
-def register_detector(name: str, *, batchable: bool = False) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registry entry.
+
+    Attributes:
+        name: Registry name.
+        factory: Builds the detector from keyword options.
+        kind: What the detector reads (see :data:`DetectorKind`).
+        batchable: The detector has ``prepare(image)`` and ``score_batch(inputs)``,
+            and its factory accepts ``prepare_only=True`` (build without the network).
+    """
+
+    name: str
+    factory: Callable[..., Detector]
+    kind: DetectorKind
+    batchable: bool = False
+
+
+_REGISTRY: dict[str, DetectorSpec] = {}
+
+#: Modules whose import registers the built-in detectors (each calls :func:`register_detector`).
+#: Imported by name on the first registry lookup, so importing ``detectors`` stays cheap and this
+#: module needs no import of the detector modules (which import it).
+BUILTIN_MODULES: tuple[str, ...] = ("detectors.spectral", "detectors.provenance", "detectors.testing", "detectors.cnn")
+_builtin_loaded = False
+
+
+def register_detector(
+    name: str, *, kind: DetectorKind = "provenance", batchable: bool = False
+) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
     """Decorator registering a detector factory under ``name``.
 
     Args:
         name: Registry name.
+        kind: ``"pixel"`` for a detector that scores pixels (its score is fused
+            and re-scored by the stability check), ``"provenance"`` (the default)
+            for one that reads what the file declares and gives no score.
         batchable: The detector has ``prepare(image)`` and ``score_batch(inputs)``,
             and its factory accepts ``prepare_only=True`` (build without the
             network), so engines can cut inputs in workers and batch the network.
+
+    Raises:
+        ValueError: If ``kind`` is unknown or ``name`` is already registered to another factory.
     """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
 
     def deco(fn: Callable[..., Detector]) -> Callable[..., Detector]:
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
+        old = _REGISTRY.get(name)
+        if old is not None and old.factory is not fn:
             raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = fn
-        if batchable:
-            _BATCHABLE.add(name)
+        _REGISTRY[name] = DetectorSpec(name, fn, kind, batchable)
         return fn
 
     return deco
 
 
-def is_batchable(name: str) -> bool:
-    """Whether the detector registered as ``name`` was registered ``batchable``."""
-    _ensure_builtin()
-    return name in _BATCHABLE
+def _ensure_registered() -> None:
+    """Import the built-in detector modules once, which registers their detectors."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    _builtin_loaded = True
+    for mod in BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:  # a real missing dependency inside the module
+                _builtin_loaded = False
+                raise
 
 
-def _ensure_builtin() -> None:
-    # Importing the package registers its built-in detectors (lazily, on first use).
-    import detectors  # noqa: F401
+def _spec(name: str) -> DetectorSpec:
+    _ensure_registered()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
-    detectors._load_builtin()
 
+def list_detectors(pattern: str | None = None, *, kind: DetectorKind | None = None) -> list[str]:
+    """Names of registered detectors, sorted.
 
-def list_detectors(pattern: str | None = None) -> list[str]:
-    """Names of registered detectors, sorted; ``pattern`` is an fnmatch filter."""
-    import fnmatch
-
-    _ensure_builtin()
-    names = sorted(_REGISTRY)
+    Args:
+        pattern: An fnmatch filter on the name, e.g. ``"test_*"``.
+        kind: Only detectors of this kind (``"pixel"`` or ``"provenance"``).
+    """
+    if kind is not None and kind not in _KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    _ensure_registered()
+    names = sorted(n for n, spec in _REGISTRY.items() if kind is None or spec.kind == kind)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
 
 
+def detector_kind(name: str) -> DetectorKind:
+    """The kind the detector ``name`` was registered with.
+
+    Raises:
+        ValueError: If ``name`` is not registered.
+    """
+    return _spec(name).kind
+
+
+def is_batchable(name: str) -> bool:
+    """Whether the detector registered as ``name`` was registered ``batchable`` (False if unknown)."""
+    _ensure_registered()
+    spec = _REGISTRY.get(name)
+    return spec is not None and spec.batchable
+
+
 def is_registered(name: str) -> bool:
     """Whether ``name`` is a registered detector."""
-    _ensure_builtin()
+    _ensure_registered()
     return name in _REGISTRY
 
 
@@ -165,9 +240,4 @@ def create_detector(name: str, **kwargs: Any) -> Detector:
     Raises:
         ValueError: If ``name`` is not registered; the message lists the known names.
     """
-    _ensure_builtin()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(**kwargs)
+    return _spec(name).factory(**kwargs)

@@ -534,12 +534,12 @@ def tiny_model_config(**changes: Any) -> CNNModelConfig:
     return CNNModelConfig.from_dict({**TEST_CONFIG, **changes})
 
 
-@register_detector("cnn", batchable=True)
+@register_detector("cnn", kind="pixel", batchable=True)
 def _cnn(**kwargs: Any) -> CNNDetector:
     return CNNDetector(**kwargs)
 
 
-@register_detector("test_cnn", batchable=True)
+@register_detector("test_cnn", kind="pixel", batchable=True)
 def _test_cnn(*, seed: int = 0, **kwargs: Any) -> CNNDetector:
     """Tiny variant for fast tests: timm's ``test_resnet``, random init from ``seed``."""
     from detectors.cnn_model import build_model

@@ -13,19 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from detectors.base import Detector, DetectorResult, create_detector, is_batchable
+from detectors.base import Detector, DetectorKind, DetectorResult, create_detector, detector_kind, is_batchable, is_registered
 from detectors.calibration import Calibration, load_calibration
 from detectors.fusion import fuse
 from detectors.record import FileInfo, ImageRecord, Timing, Visuals, error_record
 from forensics.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, QualityFlag, load_image, load_image_bytes
 from forensics.jpeg import jpeg_info
 
-__all__ = ["Analysis", "DEFAULT_DETECTORS", "PIXEL_DETECTORS", "PartialAnalysis", "Pipeline", "image_quality_flags"]
+__all__ = ["Analysis", "DEFAULT_DETECTORS", "PartialAnalysis", "Pipeline", "default_pixel_detectors", "image_quality_flags"]
 
 #: Detectors run by ``detect scan`` unless told otherwise.
 DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral", "cnn")
-#: The detectors that score pixels (fused by the calibration); the others read provenance.
-PIXEL_DETECTORS: tuple[str, ...] = ("spectral", "cnn")
 #: Images smaller than this on either side get the ``small_image`` flag.
 SMALL_SIDE = 128
 _THUMB = 256
@@ -74,6 +72,11 @@ class PartialAnalysis:
     elapsed_s: float
     visuals: Visuals | None = None
     order: tuple[str, ...] = ()
+
+
+def default_pixel_detectors() -> tuple[str, ...]:
+    """The registered ``pixel`` detectors among :data:`DEFAULT_DETECTORS`, in order (what ``detect calibrate`` fuses)."""
+    return tuple(n for n in DEFAULT_DETECTORS if detector_kind(n) == "pixel")
 
 
 def image_quality_flags(image: LoadedImage) -> list[QualityFlag]:
@@ -137,6 +140,8 @@ class Pipeline:
         if unknown:
             raise ValueError(f"defer names detectors not in the pipeline: {unknown}")
         self.detectors: list[Detector] = []
+        #: Detector (result) name -> registered kind; an unregistered instance counts as provenance.
+        self.kinds: dict[str, DetectorKind] = {}
         deferred: set[str] = set()
         for spec in detectors:
             if isinstance(spec, str) and spec in defer:
@@ -147,6 +152,8 @@ class Pipeline:
             else:
                 det = create_detector(spec) if isinstance(spec, str) else spec
             self.detectors.append(det)
+            reg = spec if isinstance(spec, str) else det.name
+            self.kinds[det.name] = detector_kind(reg) if is_registered(reg) else "provenance"
         self.deferred: frozenset[str] = frozenset(deferred)
         self.calibration = calibration if calibration is not None else load_calibration()
         self.max_pixels = max_pixels
@@ -213,7 +220,7 @@ class Pipeline:
 
         from datasets.perturbations import jpeg_compress, resize
 
-        pixel = [d for d in self.detectors if getattr(d, "threshold", None) is not None]
+        pixel = [d for d in self.detectors if self.kinds[d.name] == "pixel"]
         others = [r for r in results if r.name not in {d.name for d in pixel}]
         for name, op in (("a JPEG q90 re-save", lambda a: jpeg_compress(a, 90)), ("a 0.75x resize", lambda a: resize(a, 0.75))):
             regions = tuple(op(r) for r in image.regions)

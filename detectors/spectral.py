@@ -341,12 +341,12 @@ class SpectralDetector:
         return SpectralAnalysis(result, feats)
 
 
-@register_detector("spectral")
+@register_detector("spectral", kind="pixel")
 def _spectral(**kwargs: Any) -> SpectralDetector:
     return SpectralDetector(**kwargs)
 
 
-@register_detector("test_spectral")
+@register_detector("test_spectral", kind="pixel")
 def _test_spectral(**kwargs: Any) -> SpectralDetector:
     """Tiny variant for fast tests: the shipped model with a 2-tile budget."""
     kwargs.setdefault("max_tiles", 2)

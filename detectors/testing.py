@@ -40,17 +40,17 @@ class SleepDetector:
         return DetectorResult(name=self.name, version=self.version, score=0.5, time_s=self.seconds)
 
 
-@register_detector("test_slow")
+@register_detector("test_slow", kind="pixel")
 def _slow(**kw: Any) -> SleepDetector:
     return SleepDetector(seconds=kw.get("seconds", 0.3))
 
 
-@register_detector("test_hang")
+@register_detector("test_hang", kind="pixel")
 def _hang(**kw: Any) -> SleepDetector:
     return SleepDetector(seconds=kw.get("seconds", 3600.0))
 
 
-@register_detector("test_hang_some")
+@register_detector("test_hang_some", kind="pixel")
 def _hang_some(**kw: Any) -> SleepDetector:
     """Hangs only on files whose path contains ``hang``."""
     return SleepDetector(seconds=kw.get("seconds", 3600.0), only_if_name_has="hang")

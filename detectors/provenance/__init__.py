@@ -1,6 +1,7 @@
 """Provenance detectors: what the file itself says about its origin.
 
-Importing this package registers five detectors, all reading the original
+Importing this package registers five detectors of kind ``provenance``
+(``detectors.list_detectors(kind="provenance")``), all reading the original
 file bytes offline:
 
 * ``c2pa``: C2PA manifests (validation state, signer, actions, source types);
@@ -30,14 +31,10 @@ from detectors.provenance.watermark import WatermarkDetector
 from detectors.provenance.xmp import XmpDetector
 
 __all__ = [
-    "PROVENANCE_DETECTORS",
     "C2paDetector",
     "ExifDetector",
     "GeneratorMetadataDetector",
     "WatermarkDetector",
     "XmpDetector",
 ]
-
-#: Registry names of the provenance detectors, in the order a scan should run them.
-PROVENANCE_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif")
 

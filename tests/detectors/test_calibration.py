@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from _helpers import encode, textured
-from detectors.base import DetectorResult
+from detectors.base import DetectorResult, register_detector
 from detectors.calibration import (
     Calibration,
     IsotonicMap,
@@ -154,10 +154,13 @@ def test_metrics_per_generator_and_format_bias() -> None:
 class _SizeDetector:
     """Scores 0.95 on images at least 120 px wide, 0.02 below: a resize flips it."""
 
-    name, version, threshold = "test_size_flip", "1", 0.5
+    name, version = "test_size_flip", "1"
 
     def analyze(self, image):  # noqa: ANN001, ANN201
         return DetectorResult(name="test_size_flip", version="1", score=0.95 if image.width >= 120 else 0.02, threshold=0.5)
+
+
+register_detector("test_size_flip", kind="pixel")(_SizeDetector)
 
 
 def test_stability_turns_a_flip_into_inconclusive(tmp_path) -> None:

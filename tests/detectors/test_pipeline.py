@@ -95,3 +95,55 @@ def test_only_batchable_detectors_can_be_deferred() -> None:
         Pipeline(("test_spectral",), defer=("test_spectral",))
     with pytest.raises(ValueError, match="not in the pipeline"):
         Pipeline(("test_spectral",), defer=("test_cnn",))
+
+
+def test_registry_kinds_replace_the_hand_kept_lists() -> None:
+    from detectors import detector_kind, list_detectors, register_detector
+    from detectors.pipeline import DEFAULT_DETECTORS, default_pixel_detectors
+
+    pixel, prov = list_detectors(kind="pixel"), list_detectors(kind="provenance")
+    assert {"spectral", "cnn", "test_spectral", "test_cnn"} <= set(pixel)
+    assert {"c2pa", "xmp", "generator_metadata", "watermark", "exif"} <= set(prov)
+    assert sorted(pixel + prov) == list_detectors() and not set(pixel) & set(prov)
+    assert list_detectors("test_*", kind="pixel") == [n for n in pixel if n.startswith("test_")]
+    assert default_pixel_detectors() == ("spectral", "cnn")
+    assert set(DEFAULT_DETECTORS) - set(default_pixel_detectors()) <= set(prov)
+    assert detector_kind("spectral") == "pixel" and detector_kind("exif") == "provenance"
+    with pytest.raises(ValueError, match="unknown detector 'nope'"):
+        detector_kind("nope")
+    with pytest.raises(ValueError, match="kind must be one of pixel, provenance"):
+        list_detectors(kind="pixels")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        register_detector("test_bad_kind", kind="metadata")  # type: ignore[arg-type]
+
+
+def test_registered_kind_matches_what_the_detector_gives() -> None:
+    """Pixel detectors give a score; provenance detectors give none (so a missing ``kind="pixel"`` shows)."""
+    from detectors import create_detector, detector_kind, list_detectors
+    from forensics.io import load_image_bytes
+
+    buf = __import__("io").BytesIO()
+    Image.fromarray(textured(160, 160)).save(buf, "PNG")
+    img = load_image_bytes(buf.getvalue())
+    for name in list_detectors():
+        if name == "cnn":  # the full network: covered by tests/detectors/test_cnn.py
+            continue
+        det = create_detector(name, seconds=0.0) if name in ("test_slow", "test_hang", "test_hang_some") else create_detector(name)
+        res = det.analyze(img)
+        assert (res.score is not None) == (detector_kind(name) == "pixel"), (name, res)
+
+
+def test_stability_rescoring_uses_registered_kinds() -> None:
+    p = Pipeline([Boom(), "test_spectral", "exif"])
+    assert p.kinds == {"boom": "provenance", "spectral": "pixel", "exif": "provenance"}
+
+
+def test_base_does_not_import_its_package() -> None:
+    import ast
+
+    import detectors.base as base
+
+    tree = ast.parse(Path(base.__file__).read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in names if m == "detectors" or m.startswith("detectors.")}

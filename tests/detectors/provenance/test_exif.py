@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 from detectors import create_detector, list_detectors
-from detectors.provenance import PROVENANCE_DETECTORS
 from forensics.io import load_image_bytes
+
+PROVENANCE_DETECTORS = tuple(list_detectors(kind="provenance"))
 
 
 def photo_like(size: int = 320) -> Image.Image:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors import create_detector
-from detectors.provenance import PROVENANCE_DETECTORS
+from detectors import create_detector, list_detectors
 from forensics.io import load_image
 
 from _helpers import SHARED
@@ -97,7 +96,7 @@ def test_real_photos_carry_no_ai_claims():
     photos = sorted((DATA / "real").glob("*.jpg"))[::12]  # a spread of 9 sources/cameras
     if not photos:
         pytest.skip("no real photos")
-    dets = {n: create_detector(n) for n in PROVENANCE_DETECTORS}
+    dets = {n: create_detector(n) for n in list_detectors(kind="provenance")}
     for path in photos:
         img = load_image(path)
         for name, det in dets.items():
