@@ -29,7 +29,7 @@ from generators.tiling import tile_starts, tiled_apply
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["LatentDiffusionPipeline", "ReconstructionOutput", "SampleOutput", "StepCallback"]
+__all__ = ["LatentDiffusionPipeline", "ReconstructionOutput", "SampleOutput", "StepCallback", "reconstruct_tiled"]
 
 #: ``callback(step_index, total_steps)`` after each denoising step.
 StepCallback = Callable[[int, int], None]
@@ -95,6 +95,59 @@ def _pad_to(x: "torch.Tensor", multiple: int) -> "torch.Tensor":
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def reconstruct_tiled(
+    roundtrip: Callable[["torch.Tensor"], "torch.Tensor"],
+    image: np.ndarray,
+    *,
+    factor: int,
+    tile_size: int,
+    tile_overlap: int,
+    device: "torch.device",
+    dtype: "torch.dtype",
+    on_tile: Callable[[int, int], None] | None = None,
+) -> ReconstructionOutput:
+    """An autoencoder round trip of one photo at native resolution, tiled with blend windows.
+
+    The photo is padded to a multiple of ``factor`` (reflect), cut into
+    overlapping tiles of ``tile_size`` (each encoded and decoded on its own),
+    blended with :func:`generators.tiling.tiled_apply`'s windows, and cropped
+    back. Every decoder of the zoo (:mod:`generators.zoo`) goes through here.
+
+    Args:
+        roundtrip: Maps ``(B, 3, h, w)`` in ``[-1, 1]`` (``h``, ``w`` multiples
+            of ``factor``) to its reconstruction, same shape, in about ``[-1, 1]``.
+        image: ``(H, W, 3)`` float in ``[0, 1]``.
+        factor: The autoencoder's downsampling factor ``f``.
+        tile_size: Tile side in pixels, a multiple of ``factor``.
+        tile_overlap: Overlap in pixels, in ``[0, tile_size)``, a multiple of ``factor``.
+        device: Where the tensors go.
+        dtype: Their dtype.
+        on_tile: Called as ``on_tile(done, total)`` after each batch of tiles.
+
+    Returns:
+        A :class:`ReconstructionOutput` (``float32`` ``(H, W, 3)`` in ``[0, 1]``).
+
+    Raises:
+        ValueError: If ``image`` is not ``(H, W, 3)``.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    h, w = image.shape[:2]
+    x = _pad_to(_to_tensor(image, device, dtype), factor)
+    counter = {"n": 0}
+
+    def count(done: int, total: int) -> None:
+        counter["n"] = total
+        if on_tile:
+            on_tile(done, total)
+
+    with torch.inference_mode():
+        y = tiled_apply(roundtrip, x, tile=tile_size, overlap=tile_overlap, align=factor, on_tile=count)
+    out = _to_numpy(y[:, :, :h, :w])[0]
+    return ReconstructionOutput(out, "reconstruct", None, 0, counter["n"], time.perf_counter() - t0)
 
 
 class LatentDiffusionPipeline:
@@ -266,38 +319,45 @@ class LatentDiffusionPipeline:
 
     # -- aligned fakes ----------------------------------------------------
 
-    def reconstruct(self, image: np.ndarray, *, on_tile: Callable[[int, int], None] | None = None) -> ReconstructionOutput:
+    def reconstruct(
+        self,
+        image: np.ndarray,
+        *,
+        generator: "torch.Generator | None" = None,
+        on_tile: Callable[[int, int], None] | None = None,
+    ) -> ReconstructionOutput:
         """VAE round trip of one photo at native resolution.
 
         Photos larger than ``tile_size`` are processed in overlapping tiles
-        (encode and decode per tile), blended with windows.
+        (encode and decode per tile), blended with windows (see
+        :func:`reconstruct_tiled`).
 
         Args:
             image: ``(H, W, 3)`` float in ``[0, 1]``.
+            generator: ``None``: decode the posterior's mode (deterministic). A
+                generator: decode a latent drawn from the posterior with it.
             on_tile: Called as ``on_tile(done, total)`` after each tile.
 
         Returns:
             The reconstruction, same size as ``image``.
         """
-        import torch
-
-        t0 = time.perf_counter()
-        h, w = image.shape[:2]
-        x = _pad_to(_to_tensor(image, self.models.device, self.models.dtype), self.f)
-        counter = {"n": 0}
+        vae = self.models.vae
 
         def roundtrip(tile: "torch.Tensor") -> "torch.Tensor":
-            return self._decode(self._encode(tile))
+            dist = vae.encode(tile).latent_dist
+            z = dist.mode() if generator is None else dist.sample(generator=generator)
+            return vae.decode(z).sample
 
-        def count(done: int, total: int) -> None:
-            counter["n"] = total
-            if on_tile:
-                on_tile(done, total)
-
-        with torch.inference_mode():
-            y = tiled_apply(roundtrip, x, tile=self.tile_size, overlap=self.tile_overlap, align=self.f, on_tile=count)
-        out = _to_numpy(y[:, :, :h, :w])[0]
-        return ReconstructionOutput(out, "reconstruct", None, 0, counter["n"], time.perf_counter() - t0)
+        return reconstruct_tiled(
+            roundtrip,
+            image,
+            factor=self.f,
+            tile_size=self.tile_size,
+            tile_overlap=self.tile_overlap,
+            device=self.models.device,
+            dtype=self.models.dtype,
+            on_tile=on_tile,
+        )
 
     def regenerate(
         self,
