@@ -41,6 +41,7 @@ __all__ = [
     "save_models",
     "tiny_generator_config",
     "train_generator",
+    "reconstruct",
 ]
 
 _WHERE = {
@@ -61,6 +62,7 @@ _WHERE = {
     "SampleOutput": "generators.pipeline",
     "GeneratorTrainResult": "generators.train",
     "train_generator": "generators.train",
+    "reconstruct": "generators.zoo",
 }
 
 
