@@ -26,6 +26,7 @@ from PIL import Image
 
 from datasets.perturbations import gaussian_blur, resize, to_uint8
 from datasets.samples import Sample
+from detectors.base import detector_kind, is_registered
 from detectors.metrics import binary_metrics
 from forensics.io import load_image_bytes
 
@@ -128,7 +129,7 @@ def score_rows(record: dict[str, Any], sample: Sample, perturbation: str, *, ori
     if record["status"] != "ok":
         return [ScoreRow(**base, detector="fused", score=None, threshold=None, status="error")]
     for d in record["detectors"]:
-        pixel = d["threshold"] is not None  # pixel detectors carry a threshold; provenance readers do not
+        pixel = is_registered(d["name"]) and detector_kind(d["name"]) == "pixel"  # others read provenance
         if d["status"] == "error":
             score = None
         elif pixel:

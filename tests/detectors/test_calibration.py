@@ -243,3 +243,24 @@ def test_thresholds_follow_the_one_rule_with_ties() -> None:
     t_ai, t_real = thresholds_for(y, np.r_[reals, ais], target_fpr=0.2, target_miss=0.1)
     assert t_ai == np.nextafter(0.6, 1.0) and (np.array(reals) >= t_ai).mean() == 0.1
     assert t_real == np.nextafter(0.3, 0.0) and (np.array(ais) <= t_real).mean() == 0.0
+
+
+def test_score_rows_tell_pixel_from_provenance_by_registered_kind() -> None:
+    from datasets.samples import Sample
+    from detectors.evaluation import score_rows
+
+    det = lambda name, **kw: {"name": name, "status": "ok", "score": None, "threshold": None, "claim": "none", "strength": "none", **kw}  # noqa: E731
+    record = {
+        "status": "ok",
+        "score": 0.7,
+        "calibration": {"likely_ai": 0.75},
+        "detectors": [
+            det("spectral", score=0.8, threshold=None),  # a pixel detector without its own threshold is still pixel
+            det("c2pa", claim="ai_generated", strength="proof"),
+            det("exif"),
+        ],
+    }
+    rows = {r.detector: r for r in score_rows(record, Sample("a.png", "ai"), "none", original_sha256="h")}
+    assert (rows["spectral"].score, rows["spectral"].threshold) == (0.8, None)
+    assert rows["c2pa"].score == 1.0 and rows["c2pa"].threshold == 0.5
+    assert rows["exif"].score == 0.0 and rows["fused"].threshold == 0.75
