@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import io
 import json
-import multiprocessing
 import os
+import signal
+import stat
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click
 import numpy as np
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli.engine import EngineConfig, Interrupts, Terminated, make_engine, resolve_calibration
 from datasets.samples import Sample, load_dataset
 from detectors.evaluation import (
     CSV_FIELDS,
@@ -40,56 +42,69 @@ from detectors.evaluation import (
     score_rows,
 )
 
-__all__ = ["EvalConfig", "calibrate", "evaluate", "run_grid"]
+if TYPE_CHECKING:  # pragma: no cover
+    from detectors.pipeline import Pipeline
 
-_PIPE: Any = None
+__all__ = ["EvalConfig", "GridJob", "calibrate", "evaluate", "run_grid"]
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One evaluation or calibration run.
+    """One evaluation or calibration grid, built once in the command.
 
     Attributes:
         dataset: Folder (``real/``, ``ai/<gen>/``) or CSV/JSON manifest.
-        split: Only samples of this split (``None``: all).
         perturbations: Perturbation names (see :func:`detectors.evaluation.perturb_bytes`).
-        detectors: Detector names (empty: the scan defaults).
-        calibration_path: Calibration file, or ``None`` for the shipped one.
-        jobs: Worker processes (0: in this process).
-        out_dir: Where scores.csv, summary.json and report.html go.
+        analysis: Detectors, the loaded calibration, worker processes
+            (0: in this process, without the time limit) and the per-file time limit.
+        split: Only samples of this split (``None``: all).
+        out_dir: Where scores.csv, summary.json and report.html go (``detect eval``).
     """
 
     dataset: str
-    split: str | None
     perturbations: tuple[str, ...]
-    detectors: tuple[str, ...] = ()
-    calibration_path: str | None = None
-    jobs: int = 1
+    analysis: EngineConfig = field(default_factory=EngineConfig)
+    split: str | None = None
     out_dir: str | None = None
 
 
-def _init_worker(detectors: tuple[str, ...], calibration_path: str | None) -> None:  # pragma: no cover - child
-    global _PIPE
-    from detectors.calibration import load_calibration
-    from detectors.pipeline import DEFAULT_DETECTORS, Pipeline
+@dataclass(frozen=True)
+class GridJob:
+    """One sample under one perturbation, scored by every detector in a worker (see :class:`cli.engine.Job`).
 
-    cal = load_calibration(calibration_path) if calibration_path else None
-    _PIPE = Pipeline(detectors or DEFAULT_DETECTORS, calibration=cal)
+    The file is read, hashed and perturbed in the worker, under the per-file
+    time limit, so a file that hangs its read or its decoder costs one error row.
 
+    Attributes:
+        sample: The labelled file.
+        perturbation: The perturbation to apply before analysis.
+    """
 
-def _task(args: tuple[Sample, str]) -> list[ScoreRow]:
-    sample, pert = args
-    try:
-        data = Path(sample.path).read_bytes()
-    except OSError as exc:
-        return [ScoreRow(sample.path, "", sample.label, sample.generator or "real", pert, "fused", None, None, f"error: {exc.strerror}")]
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        pdata = perturb_bytes(data, pert)
-    except Exception as exc:  # noqa: BLE001 - an undecodable file is an error row, not a crash
-        return [ScoreRow(sample.path, sha, sample.label, sample.generator or "real", pert, "fused", None, None, f"error: {exc}")]
-    rec = _PIPE.analyze_bytes(pdata, name=sample.path).record
-    return score_rows(rec, sample, pert, original_sha256=sha)
+    sample: Sample
+    perturbation: str
+
+    def _row(self, sha: str, status: str) -> list[ScoreRow]:
+        s = self.sample
+        return [ScoreRow(s.path, sha, s.label, s.generator or "real", self.perturbation, "fused", None, None, status)]
+
+    def run(self, pipeline: Pipeline) -> list[ScoreRow]:
+        """The score rows of this sample under this perturbation (an error row for an unreadable file)."""
+        sample, pert = self.sample, self.perturbation
+        try:
+            data = Path(sample.path).read_bytes()
+        except OSError as exc:
+            return self._row("", f"error: {exc.strerror}")
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            pdata = perturb_bytes(data, pert)
+        except Exception as exc:  # noqa: BLE001 - an undecodable file is an error row, not a crash
+            return self._row(sha, f"error: {exc}")
+        rec = pipeline.analyze_bytes(pdata, name=sample.path).record
+        return score_rows(rec, sample, pert, original_sha256=sha)
+
+    def failed(self, code: str, message: str, calibration: dict[str, Any]) -> list[ScoreRow]:
+        """One error row: ``error: <code>: <message>`` (e.g. a timeout)."""
+        return self._row("", f"error: {code}: {message}")
 
 
 def file_sha256(path: str) -> str:
@@ -101,39 +116,50 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def run_grid(
+    config: EvalConfig,
     samples: Sequence[Sample],
-    perturbations: Sequence[str],
     *,
-    detectors: tuple[str, ...],
-    calibration_path: str | None,
-    jobs: int,
     done: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
     err_console: Console,
 ) -> Iterator[list[ScoreRow]]:
-    """Score every (sample, perturbation) not in ``done``, yielding rows as each finishes (in order)."""
+    """Score every (sample, perturbation) not in ``done`` on the engine, yielding rows as each finishes (in order).
+
+    The engine runs complete jobs (every detector in the worker, no network in
+    this process); with ``config.analysis.jobs >= 1`` each job has the per-file time limit.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    tasks = [(s, p) for s in samples for p in perturbations if (s.path, p) not in done]
+    tasks = [GridJob(s, p) for s in samples for p in config.perturbations if (s.path, p) not in done]
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, disable=not err_console.is_terminal, transient=True,
     )  # fmt: skip
-    with progress:
-        bar = progress.add_task("eval grid", total=len(tasks) + len(done), completed=len(done))
-        if jobs == 0:
-            _init_worker(detectors, calibration_path)
-            for t in tasks:
-                yield _task(t)
-                progress.advance(bar)
-            return
-        # spawn, not fork: a parent that already ran torch (the generator, in calibrate) has OpenMP
-        # threads, and forked children that use torch again can deadlock
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(detectors, calibration_path)) as ex:
-            for rows in ex.map(_task, tasks, chunksize=1):
+    engine = make_engine(config.analysis, defer=False)
+    try:
+        with progress:
+            bar = progress.add_task("eval grid", total=len(tasks) + len(done), completed=len(done))
+            for rows in engine.run(tasks):
                 yield rows
                 progress.advance(bar)
+    finally:
+        engine.close()
+
+
+def _rows_csv(rows: Sequence[ScoreRow]) -> str:
+    """The CSV lines of one job's rows, written with one ``write`` so a stop never tears a job's rows apart."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    for r in rows:
+        w.writerow(asdict(r))
+    return buf.getvalue()
 
 
 def _select(config: EvalConfig) -> list[Sample]:
@@ -216,7 +242,8 @@ def _check_run_identity(out: Path, detectors: tuple[str, ...], cal: Any) -> None
 
 def _leakage_guard(samples: Sequence[Sample], cal: Any) -> dict[str, str]:
     """Refuse samples whose sha256 is in the calibration set ``cal``; their hashes otherwise."""
-    hashes = {s.path: file_sha256(s.path) for s in samples if os.path.exists(s.path)}
+    # regular files only: a FIFO or a device is left to the workers (under the time limit), never read here
+    hashes = {s.path: file_sha256(s.path) for s in samples if _is_regular(s.path)}
     seen = set(cal.calibration_hashes)
     leaked = [p for p, h in hashes.items() if h in seen]
     if leaked:
@@ -234,9 +261,10 @@ def _leakage_guard(samples: Sequence[Sample], cal: Any) -> dict[str, str]:
 @click.option("--no-format-check", is_flag=True, help="Skip the PNG vs JPEG q95 re-encode check.")
 @click.option("--detector", "detectors", multiple=True, help="Detectors to evaluate (default: the scan defaults).")
 @click.option("--calibration", "calibration_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Worker processes (0: in this process, without the time limit).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True, help="Per-file time limit in seconds (with --jobs >= 1).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder: scores.csv, summary.json, report.html.")
-def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: bool, detectors: tuple[str, ...], calibration_path: str | None, jobs: int, out_dir: str) -> None:
+def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: bool, detectors: tuple[str, ...], calibration_path: str | None, jobs: int, timeout_s: float, out_dir: str) -> None:
     """Measure every detector and the fused verdict on labelled data.
 
     DATASET is a folder with real/ and ai/<generator>/ or a CSV manifest
@@ -250,35 +278,40 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
         check_perturbations(perts)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--perturb") from None
-    config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), calibration_path, jobs, out_dir)
+    try:
+        cal = resolve_calibration(calibration_path)  # loaded once, here; the workers receive the object
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--calibration") from None
+    config = EvalConfig(
+        dataset, tuple(perts), EngineConfig(tuple(detectors), calibration=cal, jobs=jobs, timeout_s=timeout_s), split=split, out_dir=out_dir
+    )  # fmt: skip
     err = Console(stderr=True)
     samples = _select(config)
-    from detectors.calibration import load_calibration
-
-    cal = load_calibration(calibration_path) if calibration_path else load_calibration()
     _leakage_guard(samples, cal)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores_path = out / "scores.csv"
-    _check_run_identity(out, config.detectors, cal)
+    _check_run_identity(out, config.analysis.detectors, cal)
     previous = read_score_rows(scores_path) if scores_path.exists() else []
     done = {(r.path, r.perturbation) for r in previous if r.detector == "fused"}
     if previous:
         err.print(Text(f"resuming: {len(done)} image x perturbation results already in {scores_path}"))
     t0 = time.perf_counter()
     new_file = not scores_path.exists()
-    with open(scores_path, "a", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+    with Interrupts() as stop, open(scores_path, "a", newline="", encoding="utf-8") as fh:
         if new_file:
-            w.writeheader()
+            csv.DictWriter(fh, fieldnames=CSV_FIELDS).writeheader()
+            fh.flush()
         try:
-            for rows in run_grid(samples, perts, detectors=config.detectors, calibration_path=calibration_path, jobs=jobs, done=done, err_console=err):
-                for r in rows:
-                    w.writerow(asdict(r))
+            for rows in run_grid(config, samples, done=done, err_console=err):
+                fh.write(_rows_csv(rows))
                 fh.flush()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as exc:
+            stop.stop(exc)  # run_grid has stopped its workers; later signals are only remembered
+        if stop.received is not None:
+            fh.flush()
             err.print(Text(f"stopped; run the same command again to resume from {scores_path}"))
-            sys.exit(130)
+            sys.exit(143 if stop.received == signal.SIGTERM else 130)
     keep = {(s.path, p) for s in samples for p in perts}
     rows = [r for r in read_score_rows(scores_path) if (r.path, r.perturbation) in keep]
     metrics = compute_metrics(rows)
@@ -337,11 +370,12 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
               help="Keep the generated images here (default: a temporary folder, removed at the end).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Device for the generator.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated images.")
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Worker processes (0: in this process, without the time limit).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True, help="Per-file time limit in seconds (with --jobs >= 1).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write.")
 def calibrate(
     dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, fusion_rule: str, fuse_on: str, version: str,
-    n_generated: int, n_reconstruct: int, generated_size: int, generated_steps: int, generator_weights: str | None, generated_dir: str | None, device: str, seed: int, jobs: int, out_path: str,
+    n_generated: int, n_reconstruct: int, generated_size: int, generated_steps: int, generator_weights: str | None, generated_dir: str | None, device: str, seed: int, jobs: int, timeout_s: float, out_path: str,
 ) -> None:  # fmt: skip
     """Fit the fusion, the calibration map and the thresholds on a calibration split.
 
@@ -365,7 +399,8 @@ def calibrate(
         from detectors.pipeline import default_pixel_detectors
 
         detectors = default_pixel_detectors()
-    config = EvalConfig(dataset, split, tuple(perts), tuple(detectors), None, jobs, None)
+    # the grid is scored with the shipped calibration: only the detectors' raw scores are used
+    config = EvalConfig(dataset, tuple(perts), EngineConfig(tuple(detectors), jobs=jobs, timeout_s=timeout_s), split=split)
     samples = _select(config)
     err = Console(stderr=True)
     n_real = sum(1 for s in samples if s.label == "real")
@@ -386,7 +421,7 @@ def calibrate(
             except (FileNotFoundError, ValueError, RuntimeError) as exc:
                 raise click.UsageError(f"generator: {exc}") from None
             samples = samples + [Sample(s.path, s.label, s.generator, s.source, split) for s in made.samples]
-        x, y, keys, hashes, result_names = _calibration_scores(samples, perts, detectors, jobs, err)
+        x, y, keys, hashes, result_names = _calibration_scores(config, samples, err)
     val = np.array([assign_split(os.path.basename(k[0]), fractions={"fit": 0.5, "val": 0.5}, salt="calib-half") == "val" for k in keys])
     generated = {s.path for s in made.samples} if made is not None else set()
     fusion_mask = np.array([fuse_on == "all" or k[0] not in generated for k in keys])
@@ -417,23 +452,40 @@ def calibrate(
 
 
 def _calibration_scores(
-    samples: Sequence[Sample], perts: Sequence[str], detectors: tuple[str, ...], jobs: int, err: Console
+    config: EvalConfig, samples: Sequence[Sample], err: Console
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], dict[str, str], tuple[str, ...]]:
-    """Score the calibration grid: (features, labels, (path, perturbation) keys, file hashes, detector result names)."""
+    """Score the calibration grid: (features, labels, (path, perturbation) keys, file hashes, detector result names).
+
+    A job that fails (an unreadable file, a timeout) adds no score; each is named on ``err``.
+    """
     from detectors import create_detector
 
     # registry names (e.g. test_spectral) -> the names their results carry (e.g. spectral)
-    result_names = tuple(create_detector(d).name for d in detectors)
+    result_names = tuple(create_detector(d).name for d in config.analysis.detectors)
     by_key: dict[tuple[str, str], dict[str, float]] = {}
     labels: dict[str, int] = {}
     hashes: dict[str, str] = {}
-    for rows in run_grid(samples, perts, detectors=tuple(detectors), calibration_path=None, jobs=jobs, err_console=err):
-        for r in rows:
-            labels[r.path] = int(r.label == "ai")
-            if r.sha256:
-                hashes[r.path] = r.sha256
-            if r.detector in result_names and r.score is not None:
-                by_key.setdefault((r.path, r.perturbation), {})[r.detector] = r.score
+    failed: list[ScoreRow] = []
+    with Interrupts() as stop:
+        try:
+            for rows in run_grid(config, samples, err_console=err):
+                for r in rows:
+                    labels[r.path] = int(r.label == "ai")
+                    if r.sha256:
+                        hashes[r.path] = r.sha256
+                    if r.detector == "fused" and r.status.startswith("error"):
+                        failed.append(r)
+                    if r.detector in result_names and r.score is not None:
+                        by_key.setdefault((r.path, r.perturbation), {})[r.detector] = r.score
+        except (KeyboardInterrupt, Terminated) as exc:
+            stop.stop(exc)
+        if stop.received is not None:
+            err.print(Text("stopped; nothing was written"))
+            sys.exit(143 if stop.received == signal.SIGTERM else 130)
+    for r in failed[:10]:
+        err.print(Text(f"detect calibrate: {r.path} ({r.perturbation}): {r.status}; left out of the fit"), soft_wrap=True)
+    if len(failed) > 10:
+        err.print(Text(f"detect calibrate: {len(failed) - 10} more failed results left out of the fit"))
     keys = sorted(by_key)
     if not keys:
         raise click.UsageError("no detector produced a score on the calibration split")
