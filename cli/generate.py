@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from generators.zoo import DECODER_NAMES
+
 if TYPE_CHECKING:  # pragma: no cover
     from generators.models import GeneratorModels
 
@@ -51,6 +53,8 @@ class GenerateConfig:
     tile_overlap: int = 16
     threads: int = 0
     quiet: bool = False
+    decoder: str | None = None
+    tiles_given: bool = False
 
 
 def _console() -> Console:
@@ -183,6 +187,19 @@ def _photo_list(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS and not p.name.startswith("."))
 
 
+def _targets(photos: list[Path], src: Path) -> list[Path]:
+    """Output path (relative, ``.png``) of each photo: its name under ``src``, kept unique."""
+    out, taken = [], set()
+    for path in photos:
+        rel = path.relative_to(src)
+        target = rel.with_suffix(".png")
+        if target in taken:  # a.jpg and a.png in one folder: keep both
+            target = rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}.png")
+        taken.add(target)
+        out.append(target)
+    return out
+
+
 def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     import torch
 
@@ -198,17 +215,14 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     common = _common(models, cfg)
-    files, failures, taken = [], [], set()
+    files, failures = [], []
+    targets = _targets(photos, src)
     t_all = time.perf_counter()
     with _progress(console, cfg.quiet) as progress:
         t_photos = progress.add_task("photos", total=len(photos))
         t_inner = progress.add_task("tiles" if cfg.mode == "reconstruct" else "DDIM steps", total=None)
         for i, path in enumerate(photos):
-            rel = path.relative_to(src)
-            target = rel.with_suffix(".png")
-            if target in taken:  # a.jpg and a.png in one folder: keep both
-                target = rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}.png")
-            taken.add(target)
+            target = targets[i]
             progress.reset(t_inner, total=None)
             try:
                 px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
@@ -257,6 +271,122 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     return summary
 
 
+def _decoder_names(decoder: str) -> tuple[str, ...]:
+    return DECODER_NAMES if decoder == "all" else (decoder,)
+
+
+def _load_decoders(cfg: GenerateConfig, console: Console) -> tuple[list[Any], list[dict[str, str]]]:
+    """The zoo decoders of ``--decoder``: loaded ones, and ``{"decoder", "error"}`` for those that could not load.
+
+    A single named decoder that cannot load is fatal; with ``all`` the others still run.
+    """
+    from generators.zoo import load_decoder
+
+    device = _pick_device(cfg.device, console)
+    tiles = {"tile_size": cfg.tile_size, "tile_overlap": cfg.tile_overlap} if cfg.tiles_given else {}
+    loaded, missing = [], []
+    for name in _decoder_names(cfg.decoder or ""):
+        try:
+            loaded.append(load_decoder(name, device=device, weights_dir=cfg.weights, **tiles))
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            if cfg.decoder != "all":
+                raise FatalError(f"cannot load decoder {name!r}: {exc}") from None
+            missing.append({"decoder": name, "error": str(exc)})
+            console.print(f"[yellow]decoder {name} skipped: {exc}[/yellow]")
+    if not loaded:
+        raise FatalError("no decoder could be loaded: " + "; ".join(f"{m['decoder']}: {m['error']}" for m in missing))
+    return loaded, missing
+
+
+def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
+    """``--from-real DIR --mode reconstruct --decoder NAME|all``: one round trip per photo and decoder."""
+    import torch
+
+    from detectors.record import tool_version
+    from forensics.io import DEFAULT_MAX_PIXELS, load_image
+
+    src = Path(cfg.from_real or "")
+    photos = _photo_list(src)
+    if not photos:
+        raise click.UsageError(f"{src}: no photos found (extensions: {', '.join(PHOTO_EXTENSIONS)})")
+    decoders, missing = _load_decoders(cfg, console)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sub = cfg.decoder == "all"
+    targets = _targets(photos, src)
+    files: dict[str, list[str]] = {d.spec.name: [] for d in decoders}
+    failures = []
+    t_all = time.perf_counter()
+    with _progress(console, cfg.quiet) as progress:
+        t_photos = progress.add_task("photos", total=len(photos))
+        t_inner = progress.add_task("tiles", total=None)
+        for i, path in enumerate(photos):
+            try:
+                px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
+            except (OSError, ValueError) as exc:
+                failures.append({"file": str(path), "error": str(exc)})
+                console.print(f"[yellow]skipped {path}: {exc}[/yellow]")
+                progress.advance(t_photos)
+                continue
+            for dec in decoders:
+                name = dec.spec.name
+                progress.update(t_inner, description=f"tiles ({name})")
+                progress.reset(t_inner, total=None)
+                try:
+                    res = dec.reconstruct(px, on_tile=lambda d, n: progress.update(t_inner, completed=d, total=n))
+                except (RuntimeError, ValueError) as exc:  # e.g. out of memory on one huge photo
+                    failures.append({"file": str(path), "decoder": name, "error": str(exc)})
+                    console.print(f"[yellow]{name} failed on {path}: {exc}[/yellow]")
+                    continue
+                rel = Path(name) / targets[i] if sub else targets[i]
+                _save_png(res.image, out / rel)
+                side = {
+                    "file": rel.as_posix(),
+                    "source": str(path),
+                    "mode": "reconstruct",
+                    "decoder": name,
+                    "decoder_description": dec.spec.description,
+                    "downsample_factor": dec.spec.downsample_factor,
+                    "latent_channels": dec.spec.latent_channels,
+                    "strength": None,
+                    "steps": 0,
+                    "seed": None,
+                    "height": int(px.shape[0]),
+                    "width": int(px.shape[1]),
+                    "tiles": res.tiles,
+                    "tile_size": dec.spec.tile_size,
+                    "tile_overlap": dec.spec.tile_overlap,
+                    "seconds": round(res.seconds, 4),
+                    "generator": "aidetect-decoder-zoo",
+                    "tool_version": tool_version(),
+                    "weights_sha256": dec.weights_sha256,
+                    "weights_source": dec.source,
+                    "device": str(dec.device),
+                    "dtype": str(dec.dtype).replace("torch.", ""),
+                }
+                _write_json((out / rel).with_suffix(".json"), side)
+                files[name].append(rel.as_posix())
+            progress.advance(t_photos)
+    if not any(files.values()):
+        raise FatalError(f"{src}: no reconstruction could be made ({len(failures)} failed)")
+    total = time.perf_counter() - t_all
+    summary = {
+        "mode": "reconstruct",
+        "source": str(src),
+        "decoders": [d.spec.name for d in decoders],
+        "skipped_decoders": missing,
+        "files": [f for fs in files.values() for f in fs],
+        "files_by_decoder": files,
+        "failures": failures,
+        "seconds": round(total, 3),
+        "generator": "aidetect-decoder-zoo",
+        "tool_version": tool_version(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    _write_json(out / "generation.json", summary)
+    return summary
+
+
 @click.command("generate")
 @click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Samples to draw from noise.")
 @click.option("--size", type=click.IntRange(min=8), default=256, show_default=True, help="Sample side in pixels.")
@@ -267,10 +397,16 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Samples per batch.")
 @click.option("--from-real", "from_real", type=click.Path(exists=True, file_okay=False), help="Make aligned fakes of the photos in this folder instead.")
 @click.option("--mode", type=click.Choice(["reconstruct", "regenerate"]), default="reconstruct", show_default=True, help="With --from-real: VAE round trip, or SDEdit noise-and-denoise.")
+@click.option(
+    "--decoder",
+    type=click.Choice([*DECODER_NAMES, "all"]),
+    help="--mode reconstruct: round trip through this decoder of the zoo (generators.zoo); "
+    "all: every decoder, one sub-folder each. Default: the generator's own autoencoder (--weights).",
+)
 @click.option("--strength", type=float, default=0.3, show_default=True, help="--mode regenerate: fraction of the schedule re-run, in (0, 1].")
 @click.option("--eta", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="DDIM eta (0: deterministic).")
-@click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Weights folder (default: the shipped ones).")
-@click.option("--tile-size", type=click.IntRange(min=16), default=64, show_default=True, help="Autoencoder tile side for large photos (64: the training crop size).")
+@click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Weights folder (default: the shipped ones); with --decoder, the zoo's weight files.")
+@click.option("--tile-size", type=click.IntRange(min=16), default=64, show_default=True, help="Autoencoder tile side for large photos (64: the training crop size; with --decoder, default per decoder).")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True, help="Overlap between tiles, blended with windows.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch CPU threads (0: torch's default). Use 1 on a machine shared with other jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -280,27 +416,36 @@ def generate(ctx: click.Context, **kwargs: Any) -> None:
 
     From noise: `--n 64 --size 256 --steps 50 --seed 0 --out DIR`. From photos:
     `--from-real DIR --mode reconstruct|regenerate [--strength 0.3] --out DIR`;
-    outputs keep each photo's size and name, as PNG. Every PNG gets a JSON
+    outputs keep each photo's size and name, as PNG. `--decoder f8c4|f8c16|taef2|f2`
+    reconstructs through that decoder of the zoo, `--decoder all` through each
+    (one sub-folder per decoder; one whose weights are missing is skipped with a
+    warning and listed in generation.json). Every PNG gets a JSON
     sidecar (seed, steps, scheduler, weights sha256, timing); the PNGs carry no
     metadata, so that both classes can be re-encoded alike later.
     """
     from click.core import ParameterSource
 
-    cfg = GenerateConfig(**kwargs)
+    tiles_given = any(ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE for n in ("tile_size", "tile_overlap"))
+    cfg = GenerateConfig(**kwargs, tiles_given=tiles_given)
     if not 0.0 < cfg.strength <= 1.0:
         raise click.BadParameter(f"must be in (0, 1], got {cfg.strength}", param_hint="--strength")
     if cfg.tile_overlap >= cfg.tile_size:
         raise click.BadParameter(f"must be smaller than --tile-size ({cfg.tile_size}), got {cfg.tile_overlap}", param_hint="--tile-overlap")
     if cfg.from_real is None:
-        for name in ("mode", "strength"):
+        for name in ("mode", "strength", "decoder"):
             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"--{name} applies only with --from-real")
+    if cfg.decoder is not None and cfg.mode != "reconstruct":
+        raise click.UsageError("--decoder applies only with --mode reconstruct")
     console = _console()
     if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    summary = _run_from_real(cfg, console) if cfg.from_real else _run_samples(cfg, console)
+    if cfg.from_real and cfg.decoder:
+        summary = _run_zoo(cfg, console)
+    else:
+        summary = _run_from_real(cfg, console) if cfg.from_real else _run_samples(cfg, console)
     if not cfg.quiet:
         console.print(f"wrote {len(summary['files'])} image(s) to {cfg.out} in {summary['seconds']:.1f} s")
 

@@ -133,3 +133,79 @@ def test_train_generator_smoke_then_resume(tmp_path: Path) -> None:
     assert (state["ae_step"], state["unet_step"]) == (6, 5)
     assert len(state["invocations"]) == 2
     assert state["model_config"]["autoencoder"]["scaling_factor"] != 1.0
+
+
+# -- the decoder zoo: --mode reconstruct --decoder NAME|all ----------------------------
+
+
+def test_decoder_taef2_with_the_shipped_weights(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "taef2"
+    r = _run("generate", "--from-real", str(photos), "--mode", "reconstruct", "--decoder", "taef2", "--device", "cpu", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    assert Image.open(out / "a.png").size == (48, 40) and Image.open(out / "b.png").size == (22, 30)
+    side = json.loads((out / "a.json").read_text())
+    assert side["decoder"] == "taef2" and side["downsample_factor"] == 8 and side["latent_channels"] == 32
+    assert side["weights_source"].endswith("taef2.safetensors") and side["tile_size"] == 512 and side["tiles"] == 1
+    rec = np.asarray(Image.open(out / "a.png"), dtype=np.float64)
+    src = np.asarray(Image.open(photos / "a.png"), dtype=np.float64)
+    assert np.abs(rec - src).mean() < 40  # a reconstruction of the photo, not noise
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["decoders"] == ["taef2"] and summary["files"] == ["a.png", "b.png"]
+
+
+def test_decoder_all_writes_one_folder_per_decoder(tiny_zoo_weights: Path, photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    r = _run("generate", "--from-real", str(photos), "--decoder", "all", "--weights", str(tiny_zoo_weights), "--device", "cpu", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    for name in ("f8c4", "f8c16", "taef2", "f2"):
+        assert Image.open(out / name / "a.png").size == (48, 40)
+        assert Image.open(out / name / "b.png").size == (22, 30)
+        side = json.loads((out / name / "b.json").read_text())
+        assert side["decoder"] == name and side["file"] == f"{name}/b.png" and side["source"].endswith("b.jpg")
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["decoders"] == ["f8c4", "f8c16", "taef2", "f2"] and summary["skipped_decoders"] == []
+    assert summary["files_by_decoder"]["f2"] == ["f2/a.png", "f2/b.png"]
+
+
+def test_decoder_all_skips_a_decoder_without_weights(tiny_zoo_weights: Path, photos: Path, tmp_path: Path) -> None:
+    import shutil
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_zoo_weights, weights)
+    (weights / "autoencoder_f8c16.json").unlink()
+    out = tmp_path / "all"
+    r = _run("generate", "--from-real", str(photos), "--decoder", "all", "--weights", str(weights), "--device", "cpu", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["decoders"] == ["f8c4", "taef2", "f2"]
+    assert [m["decoder"] for m in summary["skipped_decoders"]] == ["f8c16"] and "autoencoder_f8c16.json" in summary["skipped_decoders"][0]["error"]
+    assert not (out / "f8c16").exists() and (out / "taef2" / "a.png").is_file()
+
+
+def test_decoder_with_missing_weights_exits_2(photos: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["generate", "--from-real", str(photos), "--decoder", "f8c16", "--weights", str(empty), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "f8c16" in r.output and "autoencoder_f8c16.json" in r.output
+
+
+def test_decoder_tile_size_from_the_command_line(tiny_zoo_weights: Path, photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    r = _run("generate", "--from-real", str(photos), "--decoder", "taef2", "--weights", str(tiny_zoo_weights), "--tile-size", "32", "--tile-overlap", "8", "--device", "cpu", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    side = json.loads((out / "a.json").read_text())
+    assert (side["tile_size"], side["tile_overlap"]) == (32, 8) and side["tiles"] > 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--decoder", "taef2"], "--from-real"),
+    (["--decoder", "sdxl"], "Invalid value for '--decoder'"),
+])
+def test_decoder_usage_errors_exit_2(tmp_path: Path, args: list, message: str) -> None:
+    r = CliRunner().invoke(main, ["generate", *args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and message in r.output
+
+
+def test_decoder_with_regenerate_exits_2(photos: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["generate", "--from-real", str(photos), "--mode", "regenerate", "--decoder", "f2", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--decoder applies only with --mode reconstruct" in r.output
