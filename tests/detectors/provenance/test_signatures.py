@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from detectors import create_detector
-from detectors.fusion import Calibration, fuse
+from detectors.calibration import Calibration
+from detectors.fusion import fuse
 from detectors.provenance.signatures import load_signature_table, match_signatures
 from forensics.io import load_image_bytes
 

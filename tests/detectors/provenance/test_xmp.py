@@ -229,7 +229,8 @@ def test_ai_claim_in_an_unterminated_comment_or_doctype_is_not_read():
 
 
 def test_fallback_evidence_never_reaches_proof():
-    from detectors.fusion import Calibration, fuse
+    from detectors.calibration import Calibration
+    from detectors.fusion import fuse
 
     pkt = b'<!DOCTYPE x [<!ENTITY e "v">]>' + attr_form("trainedAlgorithmicMedia")
     res = create_detector("xmp").analyze(load_image_bytes(jpeg_xmp(pkt)))
