@@ -40,8 +40,8 @@ def train(config_path: str, resume: bool, out: str | None, steps: int | None, ma
     Seeded and resumable: the same config gives the same batches, and --resume
     continues where the last checkpoint stopped.
     """
-    from detectors.cnn_train import load_train_config
-    from detectors.cnn_train import train as run_train
+    from detectors.cnn_training import load_train_config
+    from detectors.cnn_training import train as run_train
 
     console = Console(stderr=True)
     try:

@@ -5,17 +5,17 @@ Method:
 * **Native resolution.** The image is never resized. Up to ``n_crops`` square
   crops of ``crop_size`` pixels are cut from the full-resolution pixels (or
   from the full-resolution regions of a huge image), chosen to favour
-  textured areas: every candidate window on a half-overlapping grid is ranked
-  by its mean absolute Laplacian of the luma, and windows are picked greedily
-  from the most textured down, skipping those that overlap an already picked
-  one by more than a quarter. Flat sky and saturated areas carry almost no
+  textured areas (:func:`forensics.crops.select_crops`): every candidate
+  window on a half-overlapping grid is ranked by its mean absolute Laplacian
+  of the luma, and windows are picked greedily from the most textured down,
+  skipping those that overlap an already picked one by more than a quarter. Flat sky and saturated areas carry almost no
   generator trace, and JPEG removes what little they have.
 * **Aggregation.** The network scores each crop with one logit; the crop
   logits are combined (``mean`` by default; ``trimmed_mean``, ``median``,
   ``topk_mean`` and ``max`` are available) and P(AI) is the sigmoid of the
   result. The shipped choice and the measurement behind it are in
   ``detectors/weights/CNN_MODEL_CARD.md``.
-* **Aligned training** (see :mod:`detectors.cnn_train`): the fakes are the
+* **Aligned training** (see :mod:`detectors.cnn_training`): the fakes are the
   bundled generator's reconstructions and regenerations of the very photos
   used as reals, and both members of a pair get the same augmentation draws,
   so that content, format and size cannot separate the classes.
@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detectors.base import DetectorResult, register_detector
+from forensics.crops import CropBox, crop_pixels, select_crops
 from forensics.io import LoadedImage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,13 +61,8 @@ __all__ = [
     "MIN_SIDE",
     "CNNDetector",
     "CNNInput",
-    "CropBox",
     "aggregate_logits",
-    "crop_pixels",
-    "native_tiles",
-    "select_crops",
     "shipped_config_path",
-    "texture_energy",
 ]
 
 #: Smallest image side the CNN analyses; smaller images are ``not_applicable``.
@@ -75,187 +71,6 @@ MIN_SIDE = 64
 AGGREGATIONS = ("mean", "trimmed_mean", "median", "topk_mean", "max")
 #: The shipped config, beside its ``.safetensors`` and the model card.
 SHIPPED_CONFIG = "cnn_v1.json"
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """One square crop at native resolution.
-
-    Attributes:
-        region: Index into ``LoadedImage.regions``.
-        top: Row of the crop's top-left corner in that region.
-        left: Column of the crop's top-left corner.
-        size: Side in pixels.
-        energy: Mean absolute Laplacian of the luma inside the crop (texture).
-    """
-
-    region: int
-    top: int
-    left: int
-    size: int
-    energy: float
-
-
-def _starts(length: int, size: int, stride: int) -> list[int]:
-    """Window starts covering ``[0, length)`` with windows of ``size``, the last flush with the end."""
-    if length <= size:
-        return [0]
-    out = list(range(0, length - size + 1, stride))
-    if out[-1] != length - size:
-        out.append(length - size)
-    return out
-
-
-def texture_energy(region: np.ndarray) -> np.ndarray:
-    """Absolute 4-neighbour Laplacian of the luma, zero-padded back to the input size.
-
-    Args:
-        region: ``float32`` ``(H, W, 3)`` in ``[0, 1]``, H, W >= 3.
-
-    Returns:
-        ``float64`` ``(H, W)``, >= 0 (its border row and column are 0).
-    """
-    if region.ndim != 3 or region.shape[2] != 3 or min(region.shape[:2]) < 3:
-        raise ValueError(f"region must be (H, W, 3) with H, W >= 3, got shape {region.shape}")
-    y = region[..., 0] * np.float32(0.299) + region[..., 1] * np.float32(0.587) + region[..., 2] * np.float32(0.114)
-    lap = 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
-    out = np.zeros(y.shape, dtype=np.float64)
-    out[1:-1, 1:-1] = np.abs(lap)
-    return out
-
-
-def _abs_laplacian32(region: np.ndarray) -> np.ndarray:
-    """``texture_energy`` in float32 and without the zero border: ``(H-2, W-2)``, one pass per term."""
-    y = region @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    lap = y[1:-1, 1:-1] * np.float32(4)
-    lap -= y[:-2, 1:-1]
-    lap -= y[2:, 1:-1]
-    lap -= y[1:-1, :-2]
-    lap -= y[1:-1, 2:]
-    return np.abs(lap, out=lap)
-
-
-def _window_sums(inner: np.ndarray, side: int, tops: Sequence[int], lefts: Sequence[int]) -> np.ndarray:
-    """Sum of the zero-bordered energy over each ``side`` x ``side`` window at (top, left), float64.
-
-    ``inner`` is the energy without its zero border (offset 1). Each distinct
-    row band is reduced once (float64 accumulation), then windows along it
-    come from a prefix sum over columns: about one pass over the image.
-    """
-    h, w = inner.shape[0] + 2, inner.shape[1] + 2
-    out = np.empty((len(tops), len(lefts)), dtype=np.float64)
-    for i, top in enumerate(tops):
-        r0, r1 = max(top, 1) - 1, min(top + side, h - 1) - 1  # rows of the band inside the border
-        col = np.zeros(w + 1, dtype=np.float64)
-        if r1 > r0:
-            col[2:w] = np.cumsum(inner[r0:r1].sum(axis=0, dtype=np.float64))
-            col[w] = col[w - 1]
-        for j, left in enumerate(lefts):
-            out[i, j] = col[left + side] - col[left]
-    return out
-
-
-def select_crops(
-    regions: Sequence[np.ndarray],
-    *,
-    size: int,
-    k: int,
-    max_overlap: float = 0.25,
-) -> list[CropBox]:
-    """Choose up to ``k`` textured square crops at native resolution.
-
-    The crop side is ``min(size, smallest region side)``, so an image between
-    ``MIN_SIDE`` and ``size`` gets crops of its short side. Candidates lie
-    on a grid with half-crop stride (the last row and column flush with the
-    border), ranked by mean absolute Laplacian of the luma; they are taken
-    greedily, skipping those overlapping a chosen one by more than
-    ``max_overlap`` of the crop area; if fewer than ``k`` remain, the most
-    textured skipped ones fill up. Deterministic: no RNG.
-
-    Args:
-        regions: Full-resolution regions, each ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
-        size: Wanted crop side in pixels, >= 8.
-        k: Most crops to return, >= 1.
-        max_overlap: Largest allowed overlap fraction between chosen crops, in ``[0, 1]``.
-
-    Returns:
-        Between 1 and ``k`` :class:`CropBox`, most textured first.
-
-    Raises:
-        ValueError: If ``regions`` is empty, a region is smaller than 3x3, or an option is out of range.
-    """
-    if not regions:
-        raise ValueError("regions must not be empty")
-    if size < 8 or k < 1 or not 0.0 <= max_overlap <= 1.0:
-        raise ValueError(f"need size >= 8, k >= 1, 0 <= max_overlap <= 1; got {size}, {k}, {max_overlap}")
-    side = min(size, min(min(r.shape[0], r.shape[1]) for r in regions))
-    if side < 3:
-        raise ValueError(f"regions must be at least 3x3, got side {side}")
-    stride = max(1, side // 2)
-    cands: list[CropBox] = []
-    for ri, region in enumerate(regions):
-        tops, lefts = _starts(region.shape[0], side, stride), _starts(region.shape[1], side, stride)
-        sums = _window_sums(_abs_laplacian32(region), side, tops, lefts)
-        for i, top in enumerate(tops):
-            for j, left in enumerate(lefts):
-                cands.append(CropBox(ri, top, left, side, float(sums[i, j]) / (side * side)))
-    # Stable order: energy descending, then position (ties broken the same way every run).
-    cands.sort(key=lambda c: (-c.energy, c.region, c.top, c.left))
-    chosen: list[CropBox] = []
-    skipped: list[CropBox] = []
-    limit = max_overlap * side * side
-    for c in cands:
-        if len(chosen) == k:
-            break
-        clash = any(
-            o.region == c.region
-            and max(0, min(o.top, c.top) + side - max(o.top, c.top)) * max(0, min(o.left, c.left) + side - max(o.left, c.left)) > limit
-            for o in chosen
-        )
-        (skipped if clash else chosen).append(c)
-    for c in skipped:
-        if len(chosen) == k:
-            break
-        chosen.append(c)
-    return chosen
-
-
-def native_tiles(regions: Sequence[np.ndarray], *, size: int, k: int, align: int = 8) -> list[np.ndarray]:
-    """The ``k`` most textured square tiles (see :func:`select_crops`), snapped to an ``align`` grid.
-
-    Snapping each tile's origin down to a multiple of ``align`` keeps a camera
-    JPEG's 8x8 block grid in place, so re-compressing a tile (or a fake made
-    from it) on the same grid behaves like the original file.
-
-    Args:
-        regions: Full-resolution regions, each ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
-        size: Wanted tile side (clamped to the smallest region side), >= 8.
-        k: Most tiles, >= 1.
-        align: Grid the tile origins are snapped to, >= 1.
-
-    Returns:
-        Views into ``regions`` (not copies), most textured first.
-    """
-    if align < 1:
-        raise ValueError(f"align must be >= 1, got {align}")
-    out = []
-    for b in select_crops(regions, size=size, k=k):
-        top, left = b.top // align * align, b.left // align * align
-        out.append(regions[b.region][top : top + b.size, left : left + b.size])
-    return out
-
-
-def crop_pixels(regions: Sequence[np.ndarray], boxes: Sequence[CropBox]) -> np.ndarray:
-    """Cut the boxes out of the regions.
-
-    Returns:
-        ``float32`` ``(N, S, S, 3)`` in ``[0, 1]`` (a copy).
-    """
-    if not boxes:
-        raise ValueError("boxes must not be empty")
-    return np.stack([regions[b.region][b.top : b.top + b.size, b.left : b.left + b.size] for b in boxes]).astype(
-        np.float32, copy=False
-    )
 
 
 def aggregate_logits(logits: np.ndarray, how: str = "mean") -> float:

@@ -134,25 +134,17 @@ class CNNModelConfig:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """Resolve a device name.
+    """Resolve a device name: the project's one rule, :func:`generators.training_utils.resolve_device`.
 
     Args:
-        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Raises:
-        ValueError: For another name, or ``"cuda"`` without a CUDA device.
+        ValueError: For another name, or CUDA without a CUDA device.
     """
-    import torch
+    from generators.training_utils import resolve_device
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA device is available")
-        return torch.device("cuda")
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return resolve_device(device)
 
 
 def check_input(x: torch.Tensor) -> torch.Tensor:

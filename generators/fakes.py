@@ -1,4 +1,11 @@
-"""Fresh labelled images made on the fly with the bundled generator, for calibration.
+"""Aligned fakes from real tiles, and the calibration fakes made from them.
+
+One implementation serves both users of aligned fakes: ``detect calibrate``
+(:func:`make_calibration_fakes`, below) and the CNN detector's training data
+(:mod:`detectors.cnn_training.sources`). :func:`photo_tiles` cuts textured
+native-resolution tiles from a real photo on its JPEG grid and reads its JPEG
+quality; :func:`aligned_fake` turns a tile into the generator's version of it
+(a VAE round trip, or SDEdit regeneration).
 
 ``detect calibrate`` fits the fusion and the thresholds on the calibration
 split's real photos and AI images, plus images this module makes:
@@ -20,13 +27,18 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from datasets.samples import Sample
 
-__all__ = ["FakeSet", "make_calibration_fakes"]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from generators.pipeline import LatentDiffusionPipeline
+
+__all__ = ["AlignedSpec", "FakeSet", "PhotoTiles", "aligned_fake", "make_calibration_fakes", "photo_tiles"]
 
 #: JPEG quality used when no calibration real photo is a JPEG.
 DEFAULT_QUALITY = 92
@@ -46,6 +58,100 @@ class FakeSet:
     samples: list[Sample]
     weights_sha256: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class AlignedSpec:
+    """How an aligned fake is made from a real tile.
+
+    Attributes:
+        mode: ``"reconstruct"`` (VAE round trip) or ``"regenerate"`` (SDEdit:
+            Meng et al., ICLR 2022).
+        strength: SDEdit strength in ``(0, 1]`` (``regenerate`` only).
+        steps: DDIM steps of the regeneration, >= 1 (``regenerate`` only).
+    """
+
+    mode: str = "reconstruct"
+    strength: float = 0.3
+    steps: int = 20
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("reconstruct", "regenerate"):
+            raise ValueError(f"mode must be 'reconstruct' or 'regenerate', got {self.mode!r}")
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+    @property
+    def name(self) -> str:
+        """``reconstruct`` or ``regenerate_s<strength>_n<steps>`` (cache folder names)."""
+        return "reconstruct" if self.mode == "reconstruct" else f"regenerate_s{self.strength:g}_n{self.steps}"
+
+
+@dataclass(frozen=True)
+class PhotoTiles:
+    """Tiles of one real photo and its JPEG quality.
+
+    Attributes:
+        tiles: ``float32`` ``(S, S, 3)`` copies in ``[0, 1]``, most textured first.
+        quality: Estimated IJG quality of the file, or ``None`` (not a JPEG, or unknown).
+    """
+
+    tiles: list[np.ndarray]
+    quality: int | None
+
+
+def photo_tiles(path: str | os.PathLike[str], *, size: int, k: int, align: int = 8, min_side: int = 8) -> PhotoTiles:
+    """The ``k`` most textured native-resolution tiles of a photo, on its JPEG grid.
+
+    Tiles come from :func:`forensics.crops.native_tiles` (origins snapped to
+    multiples of ``align``, so the camera's 8x8 JPEG grid stays in place).
+
+    Args:
+        path: Image file (pixels only: metadata is not read here).
+        size: Tile side (clamped to the photo's short side), >= 8.
+        k: Most tiles, >= 0 (0: only the quality).
+        align: Grid of the tile origins, >= 1.
+        min_side: Photos with a region side below this give no tile.
+
+    Raises:
+        ValueError: If the file cannot be decoded (see :func:`forensics.io.load_image`).
+    """
+    from forensics.crops import native_tiles
+    from forensics.io import load_image
+    from forensics.jpeg import jpeg_info
+
+    img = load_image(path)
+    info = jpeg_info(img.data) if img.format in ("JPEG", "MPO") else None
+    quality = int(info.quality) if info is not None and info.quality is not None else None
+    small = min(min(r.shape[:2]) for r in img.regions) < min_side
+    tiles = [] if k < 1 or small else native_tiles(img.regions, size=size, k=k, align=align)
+    return PhotoTiles(tiles, quality)
+
+
+def aligned_fake(
+    pipe: "LatentDiffusionPipeline",
+    tile: np.ndarray,
+    spec: AlignedSpec,
+    *,
+    generator: "torch.Generator | None" = None,
+) -> np.ndarray:
+    """The generator's version of a real tile: same size, same content, the generator's pixels.
+
+    Args:
+        pipe: The generator.
+        tile: ``float32`` ``(H, W, 3)`` in ``[0, 1]`` (not modified).
+        spec: Reconstruction or regeneration settings.
+        generator: Seeds the regeneration's noise (``regenerate`` only).
+
+    Returns:
+        ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+    """
+    x = np.ascontiguousarray(tile, dtype=np.float32)
+    if spec.mode == "reconstruct":
+        return pipe.reconstruct(x).image
+    return pipe.regenerate(x, strength=spec.strength, steps=spec.steps, generator=generator).image
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -107,9 +213,6 @@ def make_calibration_fakes(
 
     import torch
 
-    from detectors.cnn import native_tiles
-    from forensics.io import load_image
-    from forensics.jpeg import jpeg_info
     from generators.models import load_models
     from generators.pipeline import LatentDiffusionPipeline
 
@@ -131,18 +234,14 @@ def make_calibration_fakes(
     tiles: list[tuple[str, np.ndarray, int]] = []
     for s in ordered:
         try:
-            img = load_image(s.path)
+            pt = photo_tiles(s.path, size=tile, k=1 if len(tiles) < n_reconstruct else 0, align=8, min_side=64)  # on the camera's JPEG grid
         except Exception as exc:  # noqa: BLE001 - a bad calibration file is skipped, named
             log(f"{s.path}: skipped ({exc})")
             continue
-        info = jpeg_info(img.data) if img.format in ("JPEG", "MPO") else None
-        q = int(info.quality) if info is not None and info.quality is not None else None
-        if q is not None:
-            qualities.append(q)
-        if len(tiles) < n_reconstruct:
-            if min(min(r.shape[:2]) for r in img.regions) >= 64:
-                best = native_tiles(img.regions, size=tile, k=1, align=8)[0]  # keeps the camera's 8x8 JPEG grid
-                tiles.append((Path(s.path).stem, best, q or DEFAULT_QUALITY))
+        if pt.quality is not None:
+            qualities.append(pt.quality)
+        if pt.tiles:
+            tiles.append((Path(s.path).stem, pt.tiles[0], pt.quality or DEFAULT_QUALITY))
     if not qualities:
         qualities = [DEFAULT_QUALITY]
 
@@ -156,7 +255,7 @@ def make_calibration_fakes(
         made.append(Sample(str(p), "ai", "bundled_sample", "bundled_generator"))
         log(f"samples: {i + 1}/{n_samples}")
     for j, (stem, real_tile, q) in enumerate(tiles):
-        rec = pipe.reconstruct(np.ascontiguousarray(real_tile, dtype=np.float32)).image
+        rec = aligned_fake(pipe, real_tile, AlignedSpec("reconstruct"))
         pr, pf = out / f"tile_{stem}_q{q}.jpg", out / f"bundled_reconstruct_{stem}_q{q}.jpg"
         _save_jpeg(_u8(real_tile), pr, q)
         _save_jpeg(_u8(rec), pf, q)

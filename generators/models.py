@@ -17,7 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generators.config import AutoencoderConfig, GeneratorConfig, SchedulerConfig, UNetConfig
+from generators.config import (
+    AutoencoderConfig,
+    GeneratorConfig,
+    SchedulerConfig,
+    UNetConfig,
+)
 from generators.training_utils import resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -414,7 +414,10 @@ def train_generator(
 
         perceptual = build_perceptual_loss().to(dev)
     if run.ae_step < cfg.ae_steps:
-        from generators.losses import adaptive_adversarial_weight, hinge_discriminator_loss
+        from generators.losses import (
+            adaptive_adversarial_weight,
+            hinge_discriminator_loss,
+        )
 
         vae.train()
         if run.disc is not None:
@@ -468,7 +471,7 @@ def train_generator(
                                     checkpoint_every=cfg.checkpoint_every, time_limit=limit)  # fmt: skip
         stopped = outcome.stopped
         vae.eval()
-    del perceptual
+    perceptual = None  # frees the feature network before the UNet phase
     if run.model_cfg.autoencoder.scaling_factor == 1.0 and run.ae_step > 0:  # also when stopped: the weights are usable
         run.model_cfg = run.model_cfg.with_scaling_factor(_scaling_factor(vae, batch, cfg))
     vae.requires_grad_(False)

@@ -19,8 +19,6 @@ from detectors.cnn import (
     MIN_SIDE,
     CNNDetector,
     aggregate_logits,
-    crop_pixels,
-    select_crops,
     tiny_model_config,
 )
 from detectors.cnn_model import (
@@ -30,7 +28,8 @@ from detectors.cnn_model import (
     load_cnn,
     save_cnn,
 )
-from detectors.cnn_train import AugmentConfig, PairedAugment
+from detectors.cnn_training import AugmentConfig, PairedAugment
+from forensics.crops import crop_pixels, select_crops
 from forensics.io import LoadedImage
 
 
@@ -269,16 +268,16 @@ def test_shipped_weights_match_their_hash() -> None:
 
 
 def test_shared_photo_tiles_keep_the_jpeg_grid(shared_data: Path) -> None:
-    from detectors.cnn_train import _tiles
+    from generators.fakes import photo_tiles
 
     photo = min((shared_data / "real").glob("*.jpg"))
-    tiles, quality = _tiles(str(photo), size=128, k=2, align=8)
-    assert tiles and all(t.shape == (128, 128, 3) and t.dtype == np.uint8 for t in tiles)
-    assert quality is None or 1 <= quality <= 100
+    pt = photo_tiles(str(photo), size=128, k=2, align=8)
+    assert pt.tiles and all(t.shape == (128, 128, 3) and t.dtype == np.float32 for t in pt.tiles)
+    assert pt.quality is None or 1 <= pt.quality <= 100
 
 
 def test_native_tiles_are_textured_crops_snapped_to_the_jpeg_grid() -> None:
-    from detectors.cnn import native_tiles
+    from forensics.crops import native_tiles
 
     region = textured(203, 187, seed=4).astype(np.float32) / 255
     boxes = select_crops((region,), size=64, k=3)
@@ -286,7 +285,7 @@ def test_native_tiles_are_textured_crops_snapped_to_the_jpeg_grid() -> None:
     assert len(tiles) == 3
     for b, t in zip(boxes, tiles):
         top, left = b.top // 8 * 8, b.left // 8 * 8
-        assert t.shape == (64, 64, 3) and np.shares_memory(t, region)
+        assert t.shape == (64, 64, 3) and not np.shares_memory(t, region)  # copies: the input is never exposed
         assert np.array_equal(t, region[top : top + 64, left : left + 64])
     with pytest.raises(ValueError, match="align"):
         native_tiles((region,), size=64, k=1, align=0)

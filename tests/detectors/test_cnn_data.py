@@ -12,7 +12,7 @@ pytest.importorskip("timm")
 pytest.importorskip("diffusers")
 
 from _helpers import textured, write_manifest  # noqa: E402
-from detectors.cnn_train import TrainConfig, prepare_sources  # noqa: E402
+from detectors.cnn_training import CNNTrainConfig, prepare_sources  # noqa: E402
 
 
 def _manifest(root: Path) -> Path:
@@ -29,7 +29,7 @@ def _manifest(root: Path) -> Path:
 
 def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_path: Path, tiny_generator_weights: Path) -> None:
     weights = tiny_generator_weights
-    cfg = TrainConfig.from_dict(
+    cfg = CNNTrainConfig.from_dict(
         {
             "model": {"backbone": "test_resnet", "crop_size": 32, "n_crops": 2},
             "data": {
@@ -55,4 +55,4 @@ def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_pat
 
 def test_bad_samples_config_is_refused() -> None:
     with pytest.raises(ValueError, match="data.samples"):
-        TrainConfig.from_dict({"data": {"samples": {"n": 0}}})
+        CNNTrainConfig.from_dict({"data": {"samples": {"n": 0}}})
