@@ -451,9 +451,16 @@ class ProvenanceReader:
 
     def analyze(self, image: Any) -> DetectorResult:
         """Read ``image`` (a :class:`forensics.io.LoadedImage`); never raises."""
+        import warnings
+
         t0 = time.perf_counter()
         try:
-            return self._analyze(image, t0)
+            with warnings.catch_warnings():
+                # Pillow re-parses metadata that forensics.io already decoded, and warns again on a
+                # malformed one; those warnings are in the record's quality flags (decoder_warning),
+                # so a reader keeps them off stderr, where a big scan would print thousands
+                warnings.simplefilter("ignore")
+                return self._analyze(image, t0)
         except Exception as exc:  # noqa: BLE001 - a detector never raises on a hostile file
             return result(self.name, self.version, t0, status="error", message=f"{type(exc).__name__}: {exc}")
 
