@@ -24,7 +24,7 @@ from rich.text import Text
 from cli.engine import EngineConfig, Interrupts, Terminated, make_engine
 from cli.render import safe_text
 from cli.walk import DEFAULT_EXTENSIONS, Entry, iter_files
-from detectors.record import LABEL_RANK, LABELS, SummaryRecord, error_record, utc_now
+from detectors.record import LABEL_RANK, LABELS, ImageRecord, SummaryRecord, error_record, utc_now
 
 __all__ = ["ExitStatus", "FAIL_ON_CHOICES", "Report", "Resume", "ScanConfig", "Terminated", "load_resume", "run_scan"]
 
@@ -160,17 +160,11 @@ class Resume:
 
 
 def _resume_problem(rec: dict[str, Any]) -> str | None:
-    """Why an ``ok`` image record cannot be reused as it is, or ``None``."""
-    f = rec.get("file")
-    if not isinstance(f, dict) or not isinstance(f.get("path"), str):
-        return "no file.path"
-    if rec.get("label") not in LABELS:
-        return f"label {rec.get('label')!r} is not one of {', '.join(LABELS)}"
-    if not (rec.get("score") is None or isinstance(rec.get("score"), (int, float))):
-        return "score is not a number"
-    dets = rec.get("detectors")
-    if not isinstance(dets, list) or not all(isinstance(d, dict) and isinstance(d.get("name"), str) and "version" in d for d in dets):
-        return "detectors is not a list of {name, version} results"
+    """Why an ``ok`` image record cannot be reused as it is (not a schema-1.0 record every report reads), or ``None``."""
+    try:
+        ImageRecord.from_json(rec)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -179,9 +173,9 @@ def load_resume(path: str) -> Resume:
 
     Summary lines are skipped, and so is a final line cut short by a kill.
     Error records are not reused: those files are tried again. An ``ok``
-    image record that lacks what a report needs (``file.path``, ``label``,
-    ``score``, ``detectors``) is skipped with a message naming its line, and
-    its file is analysed again.
+    image record that every report cannot read (not a schema-1.0 record by
+    :meth:`ImageRecord.from_json`) is skipped with a message naming its line
+    and the problem, and its file is analysed again.
 
     Raises:
         ValueError: If the file cannot be read, naming it.

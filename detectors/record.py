@@ -244,6 +244,8 @@ class FileInfo:
     def from_json(cls, d: Any) -> FileInfo:
         """Read the JSON form back; ``ValueError`` if a key is missing."""
         d = _block(d, _FILE_KEYS, "file")
+        if not isinstance(d["path"], str):
+            raise ValueError(f"file.path must be a string, got {type(d['path']).__name__}")
         return cls(**{k: d[k] for k in _FILE_KEYS})
 
 
@@ -307,6 +309,8 @@ _DETECTOR_KEYS = (
 def _detector_from_json(d: Any, where: str) -> DetectorResult:
     """A :class:`DetectorResult` from its ``to_dict`` form."""
     d = _block(d, _DETECTOR_KEYS, where)
+    if not isinstance(d["name"], str):
+        raise ValueError(f"{where}.name must be a string, got {type(d['name']).__name__}")
     ev = d["evidence"]
     if not isinstance(ev, Mapping):
         raise ValueError(f"{where}.evidence must be an object, got {type(ev).__name__}")
