@@ -3,15 +3,19 @@
 
 Prints, per device (CPU, and CUDA when present):
 
-* ``generate``: samples/s at 256x256 with 50 DDIM steps (batch of ``--batch``);
-* ``reconstruct``: megapixels/s of the tiled VAE round trip on a synthetic
-  photo of ``--megapixels`` MP (4:3);
+* ``generate``: samples/s at 256x256 with 50 DDIM steps (batch of ``--batch``)
+  with the default generator (``--weights``);
+* ``reconstruct``: megapixels/s of the tiled round trip on a synthetic photo
+  of ``--megapixels`` MP (4:3), for each decoder of the zoo
+  (:mod:`generators.zoo`: f8c4, f8c16, taef2, f2, each with its default
+  tiles); a decoder whose weights are absent is reported as such;
 * peak memory: max RSS of this process (``resource.getrusage``) and, on CUDA,
   ``torch.cuda.max_memory_allocated``.
 
 Usage::
 
     python benchmarks/generator_speed.py [--weights DIR] [--n 2] [--batch 2] [--megapixels 4] [--threads 2]
+        [--decoders f8c4,f8c16,taef2,f2] [--zoo-weights DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def bench(device: str, args: argparse.Namespace) -> None:
 
     from generators.models import load_models
     from generators.pipeline import LatentDiffusionPipeline
+    from generators.zoo import load_decoder
 
     models = load_models(args.weights, device=device)
     pipe = LatentDiffusionPipeline(models, tile_size=args.tile_size, decode_tile_size=max(512, args.tile_size))
@@ -64,13 +69,23 @@ def bench(device: str, args: argparse.Namespace) -> None:
     dt = time.perf_counter() - t0
     print(f"  generate 256x256, 50 DDIM steps, batch {args.batch}: {args.n / dt:.3f} samples/s ({dt / args.n:.2f} s/sample)")
     img = _photo(args.megapixels)
-    t0 = time.perf_counter()
-    res = pipe.reconstruct(img)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
     mp = img.shape[0] * img.shape[1] / 1e6
-    print(f"  reconstruct {img.shape[1]}x{img.shape[0]} ({mp:.1f} MP, {res.tiles} tiles of {pipe.tile_size}px): {mp / dt:.3f} MP/s ({dt:.1f} s)")
+    for name in [d for d in args.decoders.split(",") if d]:
+        try:
+            dec = load_decoder(name, device=device, weights_dir=args.zoo_weights)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"  reconstruct, decoder {name}: not measured ({exc})")
+            continue
+        dec.reconstruct(_photo(0.01))  # warm-up, not timed
+        t0 = time.perf_counter()
+        res = dec.reconstruct(img)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        print(
+            f"  reconstruct, decoder {name} (f={dec.spec.downsample_factor}, {dec.spec.latent_channels} ch), {img.shape[1]}x{img.shape[0]} "
+            f"({mp:.1f} MP, {res.tiles} tiles of {dec.spec.tile_size} px): {mp / dt:.3f} MP/s ({dt:.1f} s)"
+        )
     if device == "cuda":
         print(f"  peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     print(f"  peak RSS (process so far): {_rss_mib():.0f} MiB")
@@ -84,6 +99,8 @@ def main() -> None:
     ap.add_argument("--megapixels", type=float, default=4.0)
     ap.add_argument("--tile-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--decoders", default="f8c4,f8c16,taef2,f2", help="zoo decoders to time for reconstruct")
+    ap.add_argument("--zoo-weights", help="zoo weights folder (default: the shipped ones)")
     args = ap.parse_args()
     import torch
 
