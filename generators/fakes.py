@@ -36,9 +36,10 @@ from datasets.samples import Sample
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from generators.models import GeneratorModels
     from generators.pipeline import LatentDiffusionPipeline
 
-__all__ = ["AlignedSpec", "FakeSet", "PhotoTiles", "aligned_fake", "make_calibration_fakes", "photo_tiles"]
+__all__ = ["AlignedSpec", "FakeSet", "PhotoTiles", "aligned_fake", "generator_pipeline", "make_calibration_fakes", "photo_tiles"]
 
 #: JPEG quality used when no calibration real photo is a JPEG.
 DEFAULT_QUALITY = 92
@@ -130,6 +131,23 @@ def photo_tiles(path: str | os.PathLike[str], *, size: int, k: int, align: int =
     return PhotoTiles(tiles, quality)
 
 
+def generator_pipeline(models: "GeneratorModels") -> "LatentDiffusionPipeline":
+    """A pipeline for aligned fakes, with the zoo's reconstruction tiles for this autoencoder.
+
+    The tile side and overlap come from the :mod:`generators.zoo` decoder of
+    the same layout (64/16 px for f=2, 256/32 px for f=8), so that every path
+    that reconstructs photos tiles them the same way; an unknown layout keeps
+    the pipeline's defaults.
+    """
+    from generators.pipeline import LatentDiffusionPipeline
+    from generators.zoo import decoder_specs
+
+    layout = (models.downsample_factor, models.config.autoencoder.latent_channels)
+    spec = next((s for s in decoder_specs() if s.kind == "autoencoder_kl" and (s.downsample_factor, s.latent_channels) == layout), None)
+    tiles = {} if spec is None else {"tile_size": spec.tile_size, "tile_overlap": spec.tile_overlap}
+    return LatentDiffusionPipeline(models, **tiles)
+
+
 def aligned_fake(
     pipe: "LatentDiffusionPipeline",
     tile: np.ndarray,
@@ -214,8 +232,6 @@ def make_calibration_fakes(
     import torch
 
     from generators.models import load_models
-    from generators.pipeline import LatentDiffusionPipeline
-
     if n_samples < 0 or n_reconstruct < 0:
         raise ValueError(f"counts must be >= 0, got n_samples={n_samples}, n_reconstruct={n_reconstruct}")
     if steps < 1:
@@ -226,7 +242,7 @@ def make_calibration_fakes(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     models = load_models(weights, device=device)
-    pipe = LatentDiffusionPipeline(models)
+    pipe = generator_pipeline(models)
     log(f"generator weights {models.source} (sha256 {str(models.weights_sha256)[:12]}...) on {models.device}")
 
     ordered = sorted(reals, key=lambda s: s.path)

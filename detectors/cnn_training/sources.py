@@ -34,7 +34,7 @@ import numpy as np
 
 from datasets.perturbations import jpeg_compress, resize
 from detectors.cnn_training.config import CNNTrainConfig, DataConfig
-from generators.fakes import AlignedSpec, aligned_fake, photo_tiles
+from generators.fakes import AlignedSpec, aligned_fake, generator_pipeline, photo_tiles
 
 __all__ = ["PairSource", "prepare_sources"]
 
@@ -300,8 +300,7 @@ def prepare_sources(
 
 def _generator_pipeline(weights: str | None, log: Callable[[str], None]) -> Any:
     from generators.models import load_models
-    from generators.pipeline import LatentDiffusionPipeline
 
     models = load_models(weights, device="auto")
     log(f"generator weights {models.source} (sha256 {str(models.weights_sha256)[:12]}...)")
-    return LatentDiffusionPipeline(models)
+    return generator_pipeline(models)

@@ -320,3 +320,29 @@ def test_perceptual_features_are_the_imagenet_efficientnet_lite0() -> None:
     t = torch.from_numpy(x).permute(2, 0, 1)[None]
     assert float(loss(t, t)) == pytest.approx(0.0, abs=1e-6)
     assert float(loss(t, torch.flip(t, dims=[3]))) > 0.1
+
+
+def test_evaluate_scores_each_photo_at_native_resolution(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from generators.evaluate import central_crop, evaluate_decoder, main
+
+    save_models(GeneratorModels.from_config(_tiny_f8(), device="cpu", seed=0), tmp_path / "w")
+    photos = []
+    (tmp_path / "photos").mkdir()
+    for i, (h, w) in enumerate([(72, 88), (40, 48)]):
+        p = tmp_path / "photos" / f"p{i}.png"
+        Image.fromarray(textured(h, w, seed=i)).save(p)
+        photos.append(p)
+    rep = evaluate_decoder(photos, decoder="f8c4", device="cpu", weights_dir=str(tmp_path / "w"), crop=64)
+    assert [(s.width, s.height) for s in rep.photos] == [(64, 64), (48, 40)]  # central crop, never resized
+    assert all(np.isfinite(s.psnr_db) and -1 <= s.ssim <= 1 and s.sharpness >= 0 for s in rep.photos)
+    assert rep.median_psnr_db == pytest.approx(float(np.median([s.psnr_db for s in rep.photos])))
+    img = np.zeros((100, 90, 3))
+    assert central_crop(img, size=64).shape == (64, 64, 3) and central_crop(img, size=None) is img
+    with pytest.raises(ValueError, match="size must be >= 8"):
+        central_crop(img, size=4)
+    out = tmp_path / "r.json"
+    assert main([str(tmp_path / "photos"), "--crop", "64", "--decoders", "f8c4,f8c16", "--weights-dir", str(tmp_path / "w"), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["decoder"] for r in doc["reports"]] == ["f8c4"]  # f8c16 has no weights there: skipped, named on stderr
