@@ -214,6 +214,7 @@ class ChainCheck:
         issuer: Its issuer.
         not_before: Start of validity, ISO 8601 UTC.
         not_after: End of validity, ISO 8601 UTC.
+        serial: The signing certificate's serial number, in decimal.
     """
 
     read: bool
@@ -224,6 +225,7 @@ class ChainCheck:
     issuer: str | None = None
     not_before: str | None = None
     not_after: str | None = None
+    serial: str | None = None
 
 
 def _issued_by(cert: Any, issuer: Any) -> bool:
@@ -268,6 +270,7 @@ def check_chain(der_chain: list[bytes], anchor_sets: tuple[AnchorSet, ...]) -> C
         "not_before": leaf.not_valid_before_utc.isoformat(),
         "not_after": leaf.not_valid_after_utc.isoformat(),
         "self_signed": _issued_by(leaf, leaf),
+        "serial": str(leaf.serial_number),
     }
     leaf_fp = hashlib.sha256(der_chain[0]).digest()
     for aset in anchor_sets:

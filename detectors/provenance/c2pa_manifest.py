@@ -566,10 +566,21 @@ class C2paDetector(ProvenanceReader):
         finally:
             reader.close()
 
-    def _chain(self, data: bytes, active_label: Any) -> ChainCheck:
-        store = manifest_store_bytes(data)
-        cose = signature_box(store, str(active_label) if active_label else None) if store else None
-        return check_chain(cose_x5chain(cose), self._anchor_sets) if cose else ChainCheck(read=False)
+    def _chain(self, data: bytes, store: dict[str, Any]) -> ChainCheck:
+        """The signer's chain as read from the file, if it is the certificate the SDK verified the claim with.
+
+        The serial number must equal c2pa-rs's ``signature_info``: a decoy
+        manifest store carrying someone else's chain cannot lend its anchor.
+        """
+        active_label = store.get("active_manifest")
+        jumbf = manifest_store_bytes(data)
+        cose = signature_box(jumbf, str(active_label) if active_label else None) if jumbf else None
+        chain = check_chain(cose_x5chain(cose), self._anchor_sets) if cose else ChainCheck(read=False)
+        active = (store.get("manifests") or {}).get(active_label) if isinstance(store.get("manifests"), dict) else None
+        sdk_serial = str(((active or {}).get("signature_info") or {}).get("cert_serial_number") or "")
+        if chain.read and sdk_serial != chain.serial:
+            return ChainCheck(read=False)
+        return chain
 
     def _report(self, reader: Any, data: bytes, t0: float) -> DetectorResult:
         store = json.loads(reader.json())
@@ -587,7 +598,7 @@ class C2paDetector(ProvenanceReader):
                                      "ingredient": True})
         code_text = {str(f["code"]): str(f["explanation"]) for f in failures if f.get("code") and f.get("explanation")}
         summary = summarize_manifest_store(store)
-        chain = self._chain(data, store.get("active_manifest"))
+        chain = self._chain(data, store)
         a = assess_validation(state, vr, chain)
         trusted = a.tier in ("trusted", "trusted_legacy")
         evidence: dict[str, Any] = {

@@ -737,17 +737,12 @@ class GeneratorMetadataDetector(ProvenanceReader):
                 f"The file's metadata names an image generator, {main.tool} ({shown}); this is a strong hint that "
                 "it was AI-generated, though the field can be edited."
             )
-        elif strength == "proof":
+        else:  # a generator's own parameter block (always proof)
             expl = (
                 f"The file carries the generation parameters that {main.tool} writes into its images "
                 f"({main.source}"
                 + (f"; prompt: \u201c{truncate(clean['prompt'], 120)}\u201d" if clean.get("prompt") else "")
                 + "). Such metadata can be removed or copied, but real cameras never write it."
-            )
-        else:
-            expl = (
-                f"The file's Software field names an image generator ({main.tool}); this is a strong hint "
-                "that it was AI-generated, though the field can be edited."
             )
         return result(self.name, self.version, t0, claim="ai_generated", strength=strength,
                       evidence=evidence, explanations=(expl,))

@@ -177,3 +177,19 @@ def test_assess_validation_table(state, vr, chain, tier):
 def test_revoked_is_never_confirmed():
     a = assess_validation("Invalid", _vr(["signingCredential.revoked"]), ANCHORED)
     assert not a.relied_on
+
+
+def test_chain_from_the_file_must_be_the_certificate_the_sdk_verified(fx, listed):
+    import io
+    import json
+
+    import c2pa
+
+    data = fx.files["expired_ai"].read_bytes()
+    listed._context()
+    reader = c2pa.Reader.try_create("image/jpeg", io.BytesIO(data), None, listed._context())
+    store = json.loads(reader.json())
+    reader.close()
+    assert listed._chain(data, store).anchored_by == "c2pa"
+    store["manifests"][store["active_manifest"]]["signature_info"]["cert_serial_number"] = "12345"
+    assert listed._chain(data, store).read is False  # a decoy chain lends no anchor
