@@ -73,10 +73,12 @@ class DecoderSpec:
 
 _SPECS = (
     # tiles: the KL autoencoders use GroupNorm, whose statistics should come from windows
-    # close to their training crops (64 px for f2, 256 px for the f=8 ones); TAEF2 has no
-    # spatial normalisation, so large tiles only bound memory.
-    DecoderSpec("f8c4", "autoencoder_kl", 8, 4, "f=8, 4-channel AutoencoderKL (SD 1.x/2.x/XL layout)", 256, 32),
-    DecoderSpec("f8c16", "autoencoder_kl", 8, 16, "f=8, 16-channel AutoencoderKL (SD3/FLUX.1 latent width)", 256, 32),
+    # close to their training crops (64 px for f2, 128 px for the f=8 ones: see
+    # scripts/train_generator_config_*.json; 512 px tiles cost the f2 model 3.5 dB); TAEF2 has
+    # no spatial normalisation, so large tiles only bound memory. Tile starts are multiples
+    # of f, so the decoders' period-f grid keeps one phase across tiles.
+    DecoderSpec("f8c4", "autoencoder_kl", 8, 4, "f=8, 4-channel AutoencoderKL (SD 1.x/2.x/XL layout)", 128, 32),
+    DecoderSpec("f8c16", "autoencoder_kl", 8, 16, "f=8, 16-channel AutoencoderKL (SD3/FLUX.1 latent width)", 128, 32),
     DecoderSpec("taef2", "taef2", 8, 32, "TAEF2: tiny autoencoder distilled from the FLUX.2 VAE (madebyollin, MIT)", 512, 64),
     DecoderSpec("f2", "autoencoder_kl", 2, 12, "f=2, 12-channel AutoencoderKL (nearly lossless)", 64, 16),
 )
