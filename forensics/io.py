@@ -15,9 +15,9 @@ hands PostScript to Ghostscript, JPEG 2000, ICO, PSD, ...) are never run, and
 such a file is an ``unsupported_format`` error. And each file has a memory
 budget (``max_decode_bytes``): the decoded raster that the header implies,
 counted the way Pillow stores it, must fit, or the file is refused as
-``too_large`` before any pixel is decoded. The report thumbnail is made from a
-reduced decode or an integer reduction of the decoded raster, never from a
-full-size conversion.
+``too_large`` before any pixel is decoded. The report thumbnail is made by an
+integer reduction of the decoded raster in its own mode (:func:`make_thumbnail`),
+never by a full-size conversion.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ __all__ = [
     "load_image",
     "load_image_bytes",
     "make_thumbnail",
-    "read_thumbnail",
     "to_float_rgb",
 ]
 
@@ -59,9 +58,11 @@ MAX_REGIONS = 9
 #: Files larger than this are refused without being read whole.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: Per-file memory budget: the decoded raster a header implies must fit in this many bytes.
-#: 640 MiB is 167 MP of RGB (Pillow keeps 4 bytes per RGB pixel) or 671 MP of grey or palette
-#: pixels; with a worker's detectors loaded (about 0.8 GB) a file then peaks below 1.5 GB.
-DEFAULT_MAX_DECODE_BYTES = 640 * 1024 * 1024
+#: 512 MiB is 134 MP of RGB (Pillow keeps 4 bytes per RGB pixel; 67 MP for HEIF/AVIF, whose
+#: decoder keeps a second copy) and more than ``DEFAULT_MAX_PIXELS`` of grey or palette pixels.
+#: A worker with every detector loaded holds about 0.8 GB before the file, so one file then peaks
+#: near 1.3 GB (``benchmarks/hostile_memory.py`` measures it; docs/RESULTS.md has the figures).
+DEFAULT_MAX_DECODE_BYTES = 512 * 1024 * 1024
 #: Pillow plugins that may open a file: the formats the README lists (MPO is opened by
 #: the JPEG plugin; HEIF/HEIC by pillow-heif). Nothing else is ever parsed or decoded.
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF")
@@ -435,71 +436,6 @@ def make_thumbnail(image: Image.Image, *, size: int) -> np.ndarray:
     rgb = Image.fromarray((to_float_rgb(small) * 255 + 0.5).astype(np.uint8))
     out = rgb.resize(_thumb_size(rgb.width, rgb.height, size), Image.Resampling.BILINEAR) if max(rgb.size) > size else rgb
     return np.asarray(out, dtype=np.uint8).copy()
-
-
-def read_thumbnail(
-    data: bytes,
-    *,
-    size: int,
-    path: str | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
-) -> np.ndarray:
-    """A report thumbnail straight from file bytes, from a reduced decode where the format has one.
-
-    JPEG files are decoded at 1/2 to 1/8 scale in the DCT domain (``Image.draft``),
-    so a huge JPEG never becomes a full-size raster; other formats are decoded
-    under the same bounds as :func:`load_image_bytes` and shrunk by
-    :func:`make_thumbnail`. EXIF orientation is applied.
-
-    Args:
-        data: The complete file contents.
-        size: Longest side of the result in pixels, > 0.
-        path: Name used in error messages.
-        max_pixels: See :func:`load_image_bytes`.
-        max_decode_bytes: See :func:`load_image_bytes`; for JPEG it applies to the reduced decode.
-
-    Returns:
-        ``uint8`` RGB array of shape ``(h, w, 3)``, long side at most ``size``.
-
-    Raises:
-        ImageLoadError: If the file cannot be opened or decoded within the bounds.
-        ValueError: If ``size`` is not positive.
-    """
-    if size <= 0:
-        raise ValueError(f"size must be > 0, got {size}")
-    _register_heif()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            im = _open(data)
-        except UnidentifiedImageError:
-            raise ImageLoadError(path, "not_image", "not a recognised image format") from None
-        except Exception as exc:  # noqa: BLE001
-            raise ImageLoadError(path, "decode_error", f"cannot read image header: {exc}") from None
-        if im.width * im.height > max_pixels:
-            raise ImageLoadError(path, "too_large", f"image claims {im.width}x{im.height} pixels, above {max_pixels:,}")
-        if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK", "YCbCr"):
-            im.draft(im.mode if im.mode != "YCbCr" else "RGB", (2 * size, 2 * size))
-        return make_thumbnail(_load_oriented(_decode_opened(im, data, path, max_decode_bytes)), size=size)
-
-
-def _decode_opened(im: Image.Image, data: bytes, path: str | None, max_decode_bytes: int) -> Image.Image:
-    need = _decoded_bytes(im)
-    if need > max_decode_bytes:
-        raise ImageLoadError(path, "too_large", f"decoding would take {_mib(need)}, above {_mib(max_decode_bytes)}")
-    try:
-        im.load()
-    except Exception as exc:  # noqa: BLE001
-        raise ImageLoadError(path, "decode_error", f"cannot decode pixels: {type(exc).__name__}: {exc}") from None
-    return im
-
-
-def _load_oriented(im: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(im) or im
-    except Exception:  # noqa: BLE001 - malformed EXIF: use as stored
-        return im
 
 
 def load_image_bytes(

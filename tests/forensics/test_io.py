@@ -332,19 +332,6 @@ def test_make_thumbnail_every_mode_without_full_size_conversion(mode: str, monke
         assert abs(t.astype(np.float32).mean() - ref.mean()) < 25
 
 
-def test_read_thumbnail_uses_a_reduced_jpeg_decode() -> None:
-    from forensics.io import read_thumbnail
-
-    data = encode(Image.fromarray(textured(2000, 3000)), "JPEG", quality=90)
-    t = read_thumbnail(data, size=256)
-    assert t.shape == (171, 256, 3) and t.dtype == np.uint8
-    with pytest.raises(ValueError):
-        read_thumbnail(data, size=0)
-    im = Image.open(io.BytesIO(data))
-    im.draft("RGB", (512, 512))
-    assert im.size[0] <= 1500  # the DCT-domain reduction the function relies on
-
-
 def test_png_with_an_oversized_icc_profile_decodes_without_it() -> None:
     """Was ``internal_error`` with the message ``_TextTooLarge: ``."""
     data = _hostile().png_iccp(3 * 1024 * 1024)
