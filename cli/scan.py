@@ -227,10 +227,10 @@ def _unchanged(path: str, rec: dict[str, Any], *, use_hash: bool) -> bool:
     return f.get("bytes") == st.st_size and f.get("mtime_ns") == st.st_mtime_ns
 
 
-def _open_writers(config: ScanConfig) -> list[Any]:
+def _open_writers(config: ScanConfig, writers: list[Any]) -> None:
+    """Open the configured reports into ``writers`` one by one (a stop meanwhile still closes those already open)."""
     from cli import reports
 
-    writers: list[Any] = []
     if config.jsonl_path:
         writers.append(reports.JsonlWriter(config.jsonl_path))
     if config.json_path:
@@ -239,7 +239,6 @@ def _open_writers(config: ScanConfig) -> list[Any]:
         writers.append(reports.CsvWriter(config.csv_path))
     if config.html_path:
         writers.append(reports.HtmlWriter(config.html_path))
-    return writers
 
 
 def _summary(config: ScanConfig, report: Report, calibration: Any, models: dict[str, str], started: str, t0: float, status: int) -> dict[str, Any]:
@@ -333,12 +332,14 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
                 config = _replace(config, resume_path=prev)
             previous = load_resume(config.resume_path) if config.resume_path else Resume()
             for msg in previous.skipped[:5]:
-                err_console.print(Text(f"detect: warning: {msg}"))
+                err_console.print(safe_text(f"detect: warning: {msg}"), soft_wrap=True)
             if len(previous.skipped) > 5:
-                err_console.print(Text(f"detect: warning: {len(previous.skipped) - 5} more image records of {config.resume_path} not reused"))
-            writers = _open_writers(config)  # first: a stop in any later phase still ends each report with its summary
+                err_console.print(safe_text(f"detect: warning: {len(previous.skipped) - 5} more image records of {config.resume_path} not reused"), soft_wrap=True)
+            with stop.deferred():  # first, and whole: a stop in any later phase still ends each report with its summary
+                _open_writers(config, writers)
             entries = list(iter_files(config.paths, recursive=config.recursive, extensions=config.extensions))
-            engine = make_engine(config.analysis)
+            with stop.deferred():  # a Ctrl-C while the workers start or the network loads stops right after
+                engine = make_engine(config.analysis)
             with progress:
                 task = progress.add_task("scanning", total=len(entries), rate="-")
                 for i, (rec, vis) in enumerate(_records(config, entries, previous, engine), start=1):

@@ -72,6 +72,8 @@ class Interrupts:
     def __init__(self) -> None:
         self.received: int | None = None
         self._old: dict[int, Any] = {}
+        self._defer = False
+        self._pending = False
 
     def __enter__(self) -> Interrupts:
         if _main_thread():
@@ -86,12 +88,37 @@ class Interrupts:
         self._old = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._defer and self._pending:  # a second signal while the first waits: stop now
+            self._pending = False
+            self._raise_stop()
         if self.received is not None:
             return  # already stopping: let the shutdown finish
         self.received = signum
-        if signum == signal.SIGTERM:
+        if self._defer:
+            self._pending = True
+            return
+        self._raise_stop()
+
+    def _raise_stop(self) -> None:
+        if self.received == signal.SIGTERM:
             raise Terminated()
         raise KeyboardInterrupt()
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A stop signal during the body is raised when the body ends; a second one raises at once.
+
+        For steps that should not be cut in the middle: opening and registering
+        a report file, building an engine (imports and C-extension set-up).
+        """
+        self._defer = True
+        try:
+            yield
+        finally:
+            self._defer = False
+        if self._pending:
+            self._pending = False
+            self._raise_stop()
 
     def stop(self, exc: BaseException) -> None:
         """Note the stop that ``exc`` stands for (a KeyboardInterrupt raised before the handlers were installed)."""
