@@ -4,10 +4,12 @@ Importing this package registers five detectors of kind ``provenance``
 (``detectors.list_detectors(kind="provenance")``), all reading the original
 file bytes offline:
 
-* ``c2pa``: C2PA manifests (validation state, signer, actions, source types);
+* ``c2pa``: C2PA manifests (validation state, signer, actions, source types),
+  with integrity told from credentials (see ``docs/provenance.md``);
 * ``xmp``: IPTC ``DigitalSourceType`` and AI-system fields in XMP;
 * ``generator_metadata``: Stable Diffusion front-end parameters (A1111/Forge,
-  ComfyUI, InvokeAI, NovelAI, Fooocus);
+  ComfyUI, InvokeAI, NovelAI, Fooocus) and generator signatures in EXIF,
+  PNG text and XMP (the versioned table ``generator_signatures.json``);
 * ``watermark``: the Stable Diffusion invisible watermarks (dwtDct);
 * ``exif``: camera EXIF fields (a weak hint only).
 
