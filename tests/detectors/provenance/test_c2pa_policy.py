@@ -193,3 +193,27 @@ def test_chain_from_the_file_must_be_the_certificate_the_sdk_verified(fx, listed
     assert listed._chain(data, store).anchored_by == "c2pa"
     store["manifests"][store["active_manifest"]]["signature_info"]["cert_serial_number"] = "12345"
     assert listed._chain(data, store).read is False  # a decoy chain lends no anchor
+
+
+@pytest.mark.parametrize(
+    "cose",
+    [
+        b"",
+        b"\xd2\x84\x5b" + b"\xff" * 8 + b"abc",  # byte string claiming 2^64-1 bytes
+        b"\xd2\x84\x5a\x7f\xff\xff\xff",  # 2 GB byte string, no data
+        b"\x81" * 100_000,  # nested arrays far past any recursion limit
+        b"\xd2\x84\x43\xa1\x18\x21\x00\xa0\xf6\x40",  # x5chain of the wrong type
+    ],
+)
+def test_hostile_cose_gives_no_chain(cose):
+    from detectors.provenance.c2pa_chain import cose_x5chain
+
+    assert cose_x5chain(cose) == []
+
+
+def test_hostile_jumbf_gives_no_signature():
+    from detectors.provenance.c2pa_chain import manifest_store_bytes, signature_box
+
+    assert signature_box(b"\x00\x00\x00\x10jumb\x00\x00\x00\x08jumd" * 1000, None) is None
+    assert signature_box(b"\x00\x00\x00\x01jumb" + b"\xff" * 8, None) is None
+    assert manifest_store_bytes(b"\xff\xd8\xff\xeb\x00\x10JP\x00\x01\x00\x00\x00\x01\x00\x00\xff\xff") is None
