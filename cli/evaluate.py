@@ -343,6 +343,26 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
     err.print(Text(f"wrote {out / 'scores.csv'}, {out / 'summary.json'}, {out / 'report.html'}"))
 
 
+def _stops_cleanly(note: str) -> Any:
+    """Run a command under :class:`cli.engine.Interrupts`: SIGINT/SIGTERM in any phase exit 130/143 with ``note``."""
+    import functools
+
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with Interrupts() as stop:
+                try:
+                    return fn(*args, **kwargs)
+                except (KeyboardInterrupt, Terminated) as exc:
+                    stop.stop(exc)
+                    click.echo(f"stopped; {note}", err=True)
+                    sys.exit(143 if stop.received == signal.SIGTERM else 130)
+
+        return run
+
+    return wrap
+
+
 @click.command("calibrate")
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--split", default="calib", show_default=True, help="The calibration split; evaluation must use another.")
@@ -373,6 +393,7 @@ def evaluate(dataset: str, split: str | None, perturb: str, no_format_check: boo
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Worker processes (0: in this process, without the time limit).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True, help="Per-file time limit in seconds (with --jobs >= 1).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write.")
+@_stops_cleanly("nothing was written")
 def calibrate(
     dataset: str, split: str, perturb: str, detectors: tuple[str, ...], target_fpr: float, target_miss: float, method: str, fusion_rule: str, fuse_on: str, version: str,
     n_generated: int, n_reconstruct: int, generated_size: int, generated_steps: int, generator_weights: str | None, generated_dir: str | None, device: str, seed: int, jobs: int, timeout_s: float, out_path: str,
@@ -466,22 +487,15 @@ def _calibration_scores(
     labels: dict[str, int] = {}
     hashes: dict[str, str] = {}
     failed: list[ScoreRow] = []
-    with Interrupts() as stop:
-        try:
-            for rows in run_grid(config, samples, err_console=err):
-                for r in rows:
-                    labels[r.path] = int(r.label == "ai")
-                    if r.sha256:
-                        hashes[r.path] = r.sha256
-                    if r.detector == "fused" and r.status.startswith("error"):
-                        failed.append(r)
-                    if r.detector in result_names and r.score is not None:
-                        by_key.setdefault((r.path, r.perturbation), {})[r.detector] = r.score
-        except (KeyboardInterrupt, Terminated) as exc:
-            stop.stop(exc)
-        if stop.received is not None:
-            err.print(Text("stopped; nothing was written"))
-            sys.exit(143 if stop.received == signal.SIGTERM else 130)
+    for rows in run_grid(config, samples, err_console=err):  # a stop ends calibrate (see _stops_cleanly)
+        for r in rows:
+            labels[r.path] = int(r.label == "ai")
+            if r.sha256:
+                hashes[r.path] = r.sha256
+            if r.detector == "fused" and r.status.startswith("error"):
+                failed.append(r)
+            if r.detector in result_names and r.score is not None:
+                by_key.setdefault((r.path, r.perturbation), {})[r.detector] = r.score
     for r in failed[:10]:
         err.print(Text(f"detect calibrate: {r.path} ({r.perturbation}): {r.status}; left out of the fit"), soft_wrap=True)
     if len(failed) > 10:

@@ -165,3 +165,18 @@ def test_engine_modules_import_no_circle_and_keep_no_module_state() -> None:
     assert not any(m.startswith("cli.") and not m.startswith("cli.engine") for f in pkg.glob("*.py")
                    for n in ast.walk(ast.parse(f.read_text(encoding="utf-8"))) if isinstance(n, ast.ImportFrom) and n.module
                    for m in [n.module])  # fmt: skip
+
+
+def test_ctrl_c_in_calibrate_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    manifest = _dataset(tmp_path / "d", n=4)
+    cal = tmp_path / "cal.json"
+    cmd = [sys.executable, "-m", "cli.main", "calibrate", str(manifest), "--split", "calib", "--perturb", "none,jpeg90,jpeg75,jpeg60",
+           "--detector", "test_slow", "-j", "1", "--generated", "0", "--reconstructions", "0", "--out", str(cal)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
+    time.sleep(5.0)  # the workers are running the 32 jobs of 0.3 s
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped; nothing was written" in err and "Traceback" not in err and "Aborted" not in err
+    assert not cal.exists()
