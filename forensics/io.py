@@ -541,7 +541,10 @@ def _load_bytes(
     exif_bytes = info.get("exif") if isinstance(info.get("exif"), (bytes, bytearray)) else None
 
     try:
-        oriented = ImageOps.exif_transpose(im)
+        # exif_transpose copies the whole raster even when there is nothing to rotate: call it only
+        # when the orientation asks for a rotation or a flip
+        rotate = im.getexif().get(0x0112, 1) not in (1, None)
+        oriented = ImageOps.exif_transpose(im) if rotate else im
     except Exception:  # noqa: BLE001 - malformed EXIF must not stop analysis
         oriented = im
         flags.append(QualityFlag("bad_exif", "EXIF orientation could not be read; image used as stored"))

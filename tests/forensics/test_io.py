@@ -350,3 +350,39 @@ def test_pillow_warnings_become_quality_flags_not_stderr(capfd: pytest.CaptureFi
     flags = [f for f in img.quality_flags if f.code == "decoder_warning"]
     assert flags and "Tag data larger than file" in flags[0].message
     assert "Tag data" not in capfd.readouterr().err
+
+
+def test_a_huge_image_is_held_once_in_memory_in_a_real_process(tmp_path: Path) -> None:
+    """exif_transpose used to copy the whole raster even with nothing to rotate (2x the decode)."""
+    import subprocess
+    import sys
+
+    from PIL import ImageDraw
+
+    from _helpers import REPO
+
+    w, h = 10000, 5000
+    im = Image.new("RGB", (w, h), (120, 130, 140))
+    draw = ImageDraw.Draw(im)
+    for i in range(0, w, 250):
+        draw.line([(i, 0), (w - i, h)], fill=(i % 255, 60, 200), width=5)
+    path = tmp_path / "wide.jpg"
+    im.save(path, quality=90)
+    del im, draw
+    code = (
+        "import sys\n"
+        "from forensics.io import load_image\n"
+        "def hwm():\n"
+        "    return int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+        "load_image(sys.argv[1].replace('wide', 'warm'))\n"
+        "before = hwm()\n"
+        "img = load_image(sys.argv[1], thumbnail_size=256)\n"
+        "print(len(img.regions), hwm() - before)\n"
+    )
+    Image.fromarray(textured(64, 64)).save(tmp_path / "warm.jpg")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    n_regions, delta_kib = (int(x) for x in out.stdout.split())
+    raster = w * h * 4  # Pillow keeps RGB as 4 bytes per pixel
+    regions = n_regions * 1024 * 1024 * 3 * 4  # float32 RGB crops
+    assert delta_kib * 1024 < raster + regions + 64 * 1024 * 1024, f"+{delta_kib / 1024:.0f} MiB for a {raster / 2**20:.0f} MiB raster"
