@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from cli.render import safe_text
 from generators.zoo import DECODER_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -228,7 +229,7 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
                 px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
             except (OSError, ValueError) as exc:
                 failures.append({"file": str(path), "error": str(exc)})
-                console.print(f"[yellow]skipped {path}: {exc}[/yellow]")
+                console.print(safe_text(f"skipped {path}: {exc}", "yellow"))
                 progress.advance(t_photos)
                 continue
             if cfg.mode == "reconstruct":
@@ -325,7 +326,7 @@ def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
                 px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
             except (OSError, ValueError) as exc:
                 failures.append({"file": str(path), "error": str(exc)})
-                console.print(f"[yellow]skipped {path}: {exc}[/yellow]")
+                console.print(safe_text(f"skipped {path}: {exc}", "yellow"))
                 progress.advance(t_photos)
                 continue
             for dec in decoders:
