@@ -7,8 +7,8 @@ becomes a Ray dataset, analysed by pools of actors, each building its
 callable-class stages; no module state):
 
 * without GPUs, one stage: each actor analyses a batch of ``batch_images``
-  files completely, its CNN batched over them, as
-  :class:`cli.engine.local.InProcessEngine` does;
+  files completely, its CNN batched over them, with a local
+  :class:`cli.engine.local.ProcessEngine` of one worker;
 * with GPUs, the per-image CPU stage (decode, provenance, spectral, the CNN's
   crop selection) runs on CPU actors, and the CNN on one actor per GPU, in
   batches, which also fuse and build the records.
@@ -17,8 +17,10 @@ Records come back in input order (``preserve_order``), and the CNN's logits
 do not depend on the batch an image lands in, so the reports equal those of
 the local engine apart from timings. Paths with a scheme (``s3://``,
 ``gs://``, ``file://``) are read through fsspec, so the listing can live in
-object storage. Ray's own task supervision stands in for the local engines'
-per-file time limit (``--timeout`` is not enforced here).
+object storage. Each actor runs the files in a local worker process of its
+own (:mod:`cli.engine.worker`), so the per-file time limit holds on the
+cluster too: a file that exceeds ``--timeout`` kills that worker, which the
+actor replaces, and gets an error record.
 
 Requires the optional extra: ``pip install -e '.[cluster]'``; the cluster
 recipe (head, workers, token authentication, GPUs) is in the README.
@@ -33,12 +35,15 @@ import json
 import logging
 import os
 import pickle
+from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from cli.engine.config import EngineConfig
-from cli.engine.worker import limit_threads
+from cli.engine.jobs import PathJob
+from cli.engine.local import ProcessEngine
+from cli.engine.worker import WorkerPool, WorkerSpec, limit_threads
 from detectors.pipeline import Analysis
 from detectors.record import Visuals
 
@@ -70,29 +75,32 @@ def _rows(indices: Any, done: list[Analysis]) -> dict[str, Any]:
 
 
 class _WholeStage:  # pragma: no cover - runs in Ray actors
-    """One stage: a batch of files analysed completely, the CNN (if any) batched over them."""
+    """One stage: a batch of files analysed completely, the CNN (if any) batched over them.
+
+    Each actor runs a local :class:`~cli.engine.local.ProcessEngine` with one
+    worker process, so every file has the per-file time limit (a worker that
+    exceeds it is killed and replaced) exactly as on one machine.
+    """
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
-        self.pipeline = config.build_pipeline()
-        limit_threads(config.stage_threads() if config.batched() else config.torch_threads)
+        self.engine = ProcessEngine(replace(config, engine="local", jobs=1))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        items = [self.pipeline.start_path(str(p), visuals=self.config.visuals) for p in batch["path"]]
-        return _rows(batch["i"], self.pipeline.finish(items))
+        return _rows(batch["i"], list(self.engine.map([str(p) for p in batch["path"]])))
 
 
 class _StartStage:  # pragma: no cover - runs in Ray actors
-    """CPU stage (GPU clusters): everything but the batched detectors' networks."""
+    """CPU stage (GPU clusters): everything but the batched detectors' networks, in a worker under the time limit."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self.pipeline = config.build_pipeline(defer=True)
-        limit_threads(config.torch_threads)
+        self.pool = WorkerPool(WorkerSpec(config, defer=True), size=1, timeout_s=config.timeout_s)
+        self.pool.start()
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = self.pool.run(PathJob(row["path"], visuals=self.config.visuals))
         # our own objects between our own processes (Ray pickles task data anyway); never used for weights
-        return {"i": row["i"], "partial": pickle.dumps(self.pipeline.start_path(row["path"], visuals=self.config.visuals))}
+        return {"i": row["i"], "partial": pickle.dumps(out)}
 
 
 class _BatchStage:  # pragma: no cover - runs in Ray actors
@@ -107,20 +115,14 @@ class _BatchStage:  # pragma: no cover - runs in Ray actors
 
 
 class _JobStage:  # pragma: no cover - runs in Ray actors
-    """Complete jobs (see :class:`cli.engine.worker.Job`), one pipeline per actor."""
+    """Complete jobs (see :class:`cli.engine.worker.Job`), in a worker under the time limit."""
 
     def __init__(self, config: EngineConfig) -> None:
-        self.pipeline = config.build_pipeline()
-        self.calibration = config.calibration.to_dict()
-        limit_threads(config.torch_threads)
+        self.pool = WorkerPool(WorkerSpec(config, defer=False), size=1, timeout_s=config.timeout_s)
+        self.pool.start()
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        job = pickle.loads(row["job"])
-        try:
-            out = job.run(self.pipeline)
-        except Exception as exc:  # noqa: BLE001 - as in a local worker: an error result
-            out = job.failed("internal_error", f"{type(exc).__name__}: {exc}", self.calibration)
-        return {"i": row["i"], "out": pickle.dumps(out)}
+        return {"i": row["i"], "out": pickle.dumps(self.pool.run(pickle.loads(row["job"])))}
 
 
 class RayEngine:
