@@ -17,9 +17,11 @@ contrast (log10 power over the median of its neighbourhood; 0: no peak,
 and off them (``lap p8 off``), and the strongest single period-8 peak of the
 cross-difference residual (``xd p8 max``). Rows: the test split's real
 photos, its SD 1.x/2.x images (``sd1``, ``sd2``), its other Stability-family
-images (ComfyUI SDXL/SD3/Cascade/... examples), and each decoder's
-reconstructions of the same real photos, with PSNR, SSIM and the sharpness
-ratio against the photo (:mod:`generators.metrics`, i.e. ``skimage.metrics``).
+images (ComfyUI SDXL/SD3/Cascade/... examples), the PNG/TIFF real photos of
+``data2`` (film scans and test photos: unlike the camera JPEGs they carry no
+8x8 JPEG block grid, which also peaks at period 8), and each decoder's
+reconstructions of both real sets, with PSNR, SSIM and the sharpness ratio
+against the photo (:mod:`generators.metrics`, i.e. ``skimage.metrics``).
 
 Every image is measured on its centre crop of at most ``--crop`` px a side at
 native resolution (never resized): the reconstructions are made of that crop
@@ -28,7 +30,8 @@ native resolution (never resized): the reconstructions are made of that crop
 that says so. Usage::
 
     python benchmarks/decoder_traces.py [--manifest ../shared/data/manifest.json] [--split test]
-        [--decoders f2,taef2,f8c4,f8c16] [--crop 512] [--threads 2] [--json OUT] [--markdown OUT]
+        [--png-manifest ../shared/data2/manifest.json] [--decoders f2,taef2,f8c4,f8c16] [--crop 512]
+        [--threads 2] [--json OUT] [--markdown OUT]
 """
 
 from __future__ import annotations
@@ -95,48 +98,71 @@ def _load(path: str, crop: int) -> np.ndarray:
     return centre_crop(load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0], crop)
 
 
-def run(manifest: Path, *, split: str, decoders: list[str], crop: int, device: str, limit: int | None = None) -> list[Row]:
+def _photo_sets(manifest: Path, *, split: str, png_manifest: Path | None, limit: int | None) -> list[tuple[str, list[str], bool]]:
+    """``(row name, paths, reconstruct?)`` for each set of images measured."""
     from datasets.samples import load_dataset
-    from generators.metrics import psnr, sharpness_ratio, ssim
-    from generators.zoo import load_decoder
 
     samples = [s for s in load_dataset(manifest) if s.split == split]
     reals = [s.path for s in samples if s.label == "real"]
     sd = [s.path for s in samples if s.label == "ai" and s.generator in ("sd1", "sd2")]
     other = [s.path for s in samples if s.label == "ai" and s.generator not in ("sd1", "sd2")]
-    if limit:
-        reals, sd, other = reals[:limit], sd[:limit], other[:limit]
+    sets = [
+        (f"real photos ({split} split; camera JPEGs)", reals, True),
+        (f"SD 1.x/2.x images ({split} split: sd1, sd2)", sd, False),
+        (f"other Stability-family images ({split} split: ComfyUI examples)", other, False),
+    ]
+    if png_manifest is not None and png_manifest.is_file():
+        lossless = [s.path for s in load_dataset(png_manifest) if s.label == "real" and Path(s.path).suffix.lower() in (".png", ".tif", ".tiff")]
+        sets.append(("real PNG/TIFF photos (data2: FFDNet test sets, CompVis examples; no JPEG grid)", lossless, True))
+    return [(name, paths[:limit] if limit else paths, rec) for name, paths, rec in sets]
+
+
+def run(
+    manifest: Path,
+    *,
+    split: str,
+    decoders: list[str],
+    crop: int,
+    device: str,
+    png_manifest: Path | None = None,
+    limit: int | None = None,
+) -> list[Row]:
+    from generators.metrics import psnr, sharpness_ratio, ssim
+    from generators.zoo import load_decoder
+
     rows = []
-    for name, paths in ((f"real photos ({split} split)", reals), (f"SD 1.x/2.x images ({split} split: sd1, sd2)", sd), (f"other Stability-family images ({split} split: ComfyUI examples)", other)):
+    sources = []
+    for name, paths, rec in _photo_sets(manifest, split=split, png_manifest=png_manifest, limit=limit):
         row = Row(name)
         t0 = time.perf_counter()
-        for p in paths:
-            row.add(_load(p, crop))
+        images = [_load(p, crop) for p in paths]
+        for im in images:
+            row.add(im)
         row.seconds = time.perf_counter() - t0
         rows.append(row)
+        if rec:
+            sources.append((name.split(" (")[0], images))
         print(f"{name}: {row.n} images, {row.seconds:.0f} s", file=sys.stderr, flush=True)
-    crops = [_load(p, crop) for p in reals]
     for dec_name in decoders:
-        row = Row(f"{dec_name} reconstructions of the real photos")
         try:
             dec = load_decoder(dec_name, device=device)
         except (FileNotFoundError, ValueError) as exc:
-            row.note = f"not measured: {exc}"
-            rows.append(row)
-            print(f"{dec_name}: {row.note}", file=sys.stderr, flush=True)
+            for src_name, _ in sources:
+                rows.append(Row(f"{dec_name} reconstructions of the {src_name}", note=f"not measured: {exc}"))
+            print(f"{dec_name}: not measured: {exc}", file=sys.stderr, flush=True)
             continue
-        row.name = f"{dec_name} reconstructions of the real photos ({dec.spec.description})"
-        t0 = time.perf_counter()
-        for px in crops:
-            rec = np.rint(dec.reconstruct(px).image * 255).astype(np.float32) / 255
-            row.add(rec)
-            row.psnr.append(psnr(px, rec))
-            row.ssim.append(ssim(px, rec))
-            row.sharpness.append(sharpness_ratio(px, rec))
-        row.seconds = time.perf_counter() - t0
-        row.note = f"weights sha256 {dec.weights_sha256[:12]}"
-        rows.append(row)
-        print(f"{dec_name}: {row.n} reconstructions, {row.seconds:.0f} s", file=sys.stderr, flush=True)
+        for src_name, images in sources:
+            row = Row(f"{dec_name} reconstructions of the {src_name}", note=f"{dec.spec.description}; weights sha256 {dec.weights_sha256[:12]}")
+            t0 = time.perf_counter()
+            for px in images:
+                rec = np.rint(dec.reconstruct(px).image * 255).astype(np.float32) / 255
+                row.add(rec)
+                row.psnr.append(psnr(px, rec))
+                row.ssim.append(ssim(px, rec))
+                row.sharpness.append(sharpness_ratio(px, rec))
+            row.seconds = time.perf_counter() - t0
+            rows.append(row)
+            print(f"{dec_name} / {src_name}: {row.n} reconstructions, {row.seconds:.0f} s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -154,7 +180,7 @@ def markdown(rows: list[Row], *, crop: int) -> str:
             continue
         cells = [_fmt(m[k], 3) for k, _ in FEATURES] + [_fmt(m["psnr"], 2), _fmt(m["ssim"], 3), _fmt(m["sharpness"], 3)]
         lines.append(f"| {r.name} | {r.n} | " + " | ".join(cells) + " |")
-    notes = [f"- {r.name.split(' (')[0]}: {r.note}" for r in rows if r.note]
+    notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     foot = [
         "",
         f"Medians per row. Peak contrasts: log10 power ratio of the period-8 grid frequencies to their neighbourhood, "
@@ -169,9 +195,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", type=Path, default=REPO.parent / "shared" / "data" / "manifest.json")
     ap.add_argument("--split", default="test")
+    ap.add_argument("--png-manifest", type=Path, default=REPO.parent / "shared" / "data2" / "manifest.json",
+                    help="its PNG/TIFF real photos are a second real set, without a JPEG grid (skipped when absent)")
     ap.add_argument("--decoders", default="f2,taef2,f8c4,f8c16", help="comma-separated zoo names")
     ap.add_argument("--crop", type=int, default=512, help="centre-crop side in pixels (0: whole images)")
-    ap.add_argument("--limit", type=int, help="at most this many images per set (smoke runs)")
+    ap.add_argument("--limit", type=int, help="at most this many images per set")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the per-image values here")
@@ -182,7 +210,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    rows = run(args.manifest, split=args.split, decoders=[d for d in args.decoders.split(",") if d], crop=args.crop, device=args.device, limit=args.limit)
+    rows = run(args.manifest, split=args.split, decoders=[d for d in args.decoders.split(",") if d], crop=args.crop, device=args.device, png_manifest=args.png_manifest, limit=args.limit)
     table = markdown(rows, crop=args.crop)
     print(table)
     if args.markdown:
