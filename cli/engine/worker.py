@@ -5,9 +5,10 @@ Life cycle, the same for ``detect scan``, ``eval``, ``calibrate`` and the desk:
 1. **start**: a ``spawn`` process (never ``fork``: a parent that already ran
    torch has OpenMP threads) with SIGINT blocked, so a Ctrl-C during start-up
    never prints a worker traceback (see :mod:`cli.engine.signals`);
-2. **thread limits**: ``OMP``/``OPENBLAS``/``MKL`` threads and torch's
-   intra-op threads are capped at ``torch_threads``, so N workers do not
-   oversubscribe the cores;
+2. **thread limits**: ``OMP``/``OPENBLAS``/``MKL`` threads (in the child's
+   environment from its first instruction, unless the user set them) and
+   torch's intra-op threads are capped at ``torch_threads``, so N workers do
+   not oversubscribe the cores;
 3. **ready signal**: once its pipeline is built the worker sends ``("ready",
    info)``; until then it is allowed :data:`STARTUP_GRACE_S` before its first
    job's clock starts;
@@ -29,8 +30,9 @@ import queue
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
 
 from cli.engine.signals import ignore_sigint_in_worker, sigint_blocked
 
@@ -88,11 +90,29 @@ def limit_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
+#: Thread-pool sizes of the numeric libraries, set in a worker's environment before it starts
+#: (they are read when the libraries load, before any code of the worker runs).
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_ENV_LOCK = threading.Lock()  # guards the brief change of os.environ around a worker's start
+
+
+@contextmanager
+def _child_environment(threads: int) -> Iterator[None]:
+    """Start processes inside the body with the thread variables the user has not set at ``threads``."""
+    with _ENV_LOCK:
+        added = [v for v in _THREAD_VARS if v not in os.environ]
+        for v in added:
+            os.environ[v] = str(threads)
+        try:
+            yield
+        finally:
+            for v in added:
+                os.environ.pop(v, None)
+
+
 def worker_main(conn: Any, spec: WorkerSpec) -> None:  # pragma: no cover - runs in a child process
     """A worker process's body: build, signal ready, run jobs until told to stop or the pipe closes."""
     ignore_sigint_in_worker()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(spec.config.torch_threads))
     pipeline = spec.config.build_pipeline(defer=spec.defer)
     limit_threads(spec.config.torch_threads)
     calibration = pipeline.calibration.to_dict()
@@ -131,7 +151,8 @@ class Worker:
         ctx = ctx or mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=worker_main, args=(child, spec), daemon=True)
-        with sigint_blocked():  # the child inherits the blocked SIGINT and ignores it before unblocking
+        # the child inherits the blocked SIGINT (and ignores it before unblocking) and the thread limits
+        with sigint_blocked(), _child_environment(spec.config.torch_threads):
             self.proc.start()
         child.close()
         self.ready = False
