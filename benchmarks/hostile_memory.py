@@ -5,13 +5,15 @@ Each kind is a small crafted file whose header or metadata claims far more than
 it carries (a 35-byte GIF with a 15000x15000 canvas, a JPEG or AVIF header at
 15800x15800 / 15000x15000, a PNG whose ICC profile inflates past 1 MB) or a
 format outside the allow-list (EPS named ``.png``, JPEG 2000, ICO, PCX, DDS,
-PSD). For every kind the benchmark
+PSD); and, for scale, real RGB JPEGs at the bounds (134 MP, just under the
+scan's decode budget, and 100 MP, the desk's pixel limit). For every kind the benchmark
 
 * runs ``detect scan FILE --jobs 1 --html ...`` in a fresh process and reads the
   peak RSS of the scan's worker process (``RUSAGE_CHILDREN`` of the CLI) and of
   the CLI itself, and the wall time;
 * posts the file to a desk (``cli.web.app.create_app`` under uvicorn on
-  127.0.0.1, one worker) through ``/api/v1/card`` and reads the worker's peak
+  127.0.0.1, one worker, the pixel limit raised to the scan's 256 MP so that the
+  canvases are decoded there too) through ``/api/v1/card`` and reads the worker's peak
   RSS from ``/proc/PID/status`` (``VmHWM``) after each upload; every kind gets a
   fresh worker (the desk is restarted), so the figure is that file's own peak.
 
@@ -20,7 +22,7 @@ worker/CLI peak MiB, scan seconds, desk worker peak MiB, desk HTTP status).
 
 Usage::
 
-    python benchmarks/hostile_memory.py [--kinds gif_canvas_15000,iccp_3mb] [--no-desk]
+    python benchmarks/hostile_memory.py [--kinds gif_canvas_15000.gif,iccp_3mb.png] [--no-desk] [--no-largest]
 
 The builders (:func:`build_kinds`) are shared with ``tests/cli/test_hostile_inputs_v2.py``.
 """
@@ -158,6 +160,22 @@ def build_kinds() -> list[Kind]:
     return kinds
 
 
+def largest_kinds() -> list[Kind]:
+    """Real RGB JPEGs at the bounds (not hostile, but the most a worker then holds): 134 MP, just under
+    the 512 MiB decode budget of ``detect scan``, and 100 MP, the desk's default pixel limit."""
+    from PIL import ImageDraw
+
+    out = []
+    for side in (11580, 10000):
+        im = Image.new("RGB", (side, side), (120, 130, 140))
+        draw = ImageDraw.Draw(im)
+        for i in range(0, side, 300):
+            draw.line([(i, 0), (side - i, side)], fill=(i % 255, 50, 200), width=7)
+        out.append(Kind(f"real_rgb_{side}.jpg", _encode(im, "JPEG", quality=90), "ok"))
+        del im, draw
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # Measuring
 # --------------------------------------------------------------------------- #
@@ -219,19 +237,26 @@ def _free_port() -> int:
 _DESK = (
     "import sys, uvicorn\n"
     "from cli.web.app import create_app\n"
-    "app = create_app(max_concurrent=1, queue_size=1, timeout_s=120)\n"
+    "app = create_app(max_concurrent=1, queue_size=1, timeout_s=120, max_pixels=256_000_000)\n"
     "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
 )
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    out = [int(k) for k in kids]
-    for k in list(out):
-        out += _children(k)
+    """Every descendant of ``pid`` (from the parent ids in ``/proc/*/stat``)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, p in parent.items() if p in frontier]
+        out += kids
+        frontier = kids
     return out
 
 
@@ -274,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kinds", default="", help="Comma-separated kind names (default: all).")
     ap.add_argument("--no-desk", action="store_true", help="Measure detect scan only.")
+    ap.add_argument("--no-largest", action="store_true", help="Skip the real 134 MP and 100 MP JPEGs.")
     args = ap.parse_args(argv)
-    kinds = build_kinds()
-    if args.kinds:
-        wanted = set(args.kinds.split(","))
+    wanted = set(args.kinds.split(",")) if args.kinds else None
+    largest = not args.no_largest and (wanted is None or any(w.startswith("real_rgb_") for w in wanted))
+    kinds = build_kinds() + (largest_kinds() if largest else [])
+    if wanted is not None:
         kinds = [k for k in kinds if k.name in wanted]
     print(f"# hostile_memory: {len(kinds)} kinds, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print()
