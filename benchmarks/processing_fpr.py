@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,12 +42,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from PIL import Image
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from datasets.processing import PROCESSING_CHAINS, apply_chain  # noqa: E402
+from datasets.processing import PROCESSING_CHAINS, write_processed_copies  # noqa: E402
 from datasets.samples import Sample, load_dataset  # noqa: E402
 
 MANIFESTS = (REPO.parent / "shared" / "data" / "manifest.json", REPO.parent / "shared" / "data2" / "manifest.json")
@@ -72,28 +69,11 @@ def select_reals(splits: tuple[str, ...]) -> list[Sample]:
 
 def write_chains(reals: list[Sample], root: Path) -> dict[str, tuple[str, str]]:
     """Write ``root/<chain>/<i>_<stem><ext>`` for every chain; returns file -> (chain, source group)."""
-    index: dict[str, tuple[str, str]] = {}
-    for chain in ("original", *PROCESSING_CHAINS):
-        (root / chain).mkdir(parents=True, exist_ok=True)
-    for i, s in enumerate(reals):
-        group = _source_group(s)
-        stem = f"{i:04d}_{Path(s.path).stem}"
-        dst = root / "original" / f"{stem}{Path(s.path).suffix.lower()}"
-        shutil.copyfile(s.path, dst)
-        index[str(dst)] = ("original", group)
-        try:
-            with Image.open(s.path) as im:
-                im.load()
-                img = im.convert("RGB")
-        except Exception as exc:  # noqa: BLE001 - a bad source file is reported, not fatal
-            print(f"skip {s.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
-        for name in PROCESSING_CHAINS:
-            out = apply_chain(img, name)
-            p = root / name / f"{stem}{out.ext}"
-            p.write_bytes(out.data)
-            index[str(p)] = (name, group)
-    return index
+    written, failed = write_processed_copies(reals, root)
+    for path, reason in failed:
+        print(f"skip {path}: {reason}", file=sys.stderr)
+    groups = {i: _source_group(s) for i, s in enumerate(reals)}
+    return {w.path: (Path(w.path).parent.name, groups[int(Path(w.path).name.split("_", 1)[0])]) for w in written}
 
 
 def scan(root: Path, *, jobs: int, calibration: str | None) -> list[dict[str, Any]]:

@@ -16,13 +16,19 @@ deterministic, and the input image is never modified.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from typing import Callable
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["PROCESSING_CHAINS", "ProcessedFile", "ProcessingChain", "apply_chain", "chain_names"]
+if TYPE_CHECKING:
+    from datasets.samples import Sample
+
+__all__ = ["PROCESSING_CHAINS", "ProcessedFile", "ProcessingChain", "apply_chain", "chain_names", "write_processed_copies"]
 
 
 @dataclass(frozen=True)
@@ -195,3 +201,57 @@ def apply_chain(img: Image.Image, name: str) -> ProcessedFile:
     with Image.open(io.BytesIO(data)) as out:
         width, height = out.size
     return ProcessedFile(data=data, ext=ext, width=width, height=height)
+
+
+def write_processed_copies(
+    samples: Sequence["Sample"],
+    root: str | os.PathLike[str],
+    *,
+    chains: Iterable[str] | None = None,
+    include_original: bool = True,
+) -> tuple[list["Sample"], list[tuple[str, str]]]:
+    """Write every sample through every chain as files under ``root/<chain>/``.
+
+    Args:
+        samples: :class:`datasets.samples.Sample` rows (any label); not modified.
+        root: Output folder (created).
+        chains: Chain names (default: all of :data:`PROCESSING_CHAINS`).
+        include_original: Also copy each file unchanged to ``root/original/``.
+
+    Returns:
+        ``(written, failed)``: one :class:`Sample` per written file, with the
+        source's label, generator and split and ``source`` suffixed
+        ``+<chain>``; and ``(path, reason)`` for each source file that could
+        not be decoded (its other copies are skipped, the rest go on).
+
+    Raises:
+        ValueError: For an unknown chain name.
+    """
+    names = tuple(chains) if chains is not None else chain_names()
+    for n in names:
+        if n not in PROCESSING_CHAINS:
+            raise ValueError(f"unknown processing chain {n!r}; choose from {', '.join(PROCESSING_CHAINS)}")
+    root = Path(root)
+    for d in (("original",) if include_original else ()) + names:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    written: list = []
+    failed: list[tuple[str, str]] = []
+    for i, s in enumerate(samples):
+        stem = f"{i:05d}_{Path(s.path).stem}"
+        try:
+            with Image.open(s.path) as im:
+                im.load()
+                img = _rgb(im)
+        except Exception as exc:  # noqa: BLE001 - one bad file is reported, the rest go on
+            failed.append((s.path, f"{type(exc).__name__}: {exc}"))
+            continue
+        if include_original:
+            dst = root / "original" / f"{stem}{Path(s.path).suffix.lower()}"
+            shutil.copyfile(s.path, dst)
+            written.append(replace(s, path=str(dst), source=f"{s.source}+original"))
+        for n in names:
+            out = apply_chain(img, n)
+            dst = root / n / f"{stem}{out.ext}"
+            dst.write_bytes(out.data)
+            written.append(replace(s, path=str(dst), source=f"{s.source}+{n}"))
+    return written, failed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +51,22 @@ def test_unknown_chain_names_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown processing chain 'nope'; choose from web1024_pil_q85"):
         apply_chain(Image.new("RGB", (8, 8)), "nope")
     assert len(PROCESSING_CHAINS) >= 8
+
+
+def test_write_processed_copies(tmp_path) -> None:
+    from datasets.processing import write_processed_copies
+    from datasets.samples import Sample
+
+    good = tmp_path / "a.png"
+    Image.fromarray(textured(64, 96, seed=4)).save(good)
+    bad = tmp_path / "b.jpg"
+    bad.write_bytes(b"not an image")
+    rows = [Sample(str(good), "real", None, "cam", "calib"), Sample(str(bad), "ai", "g", "g", "calib")]
+    written, failed = write_processed_copies(rows, tmp_path / "out", chains=["webp_q80", "screenshot_png_0.8"])
+    assert [Path(w.path).parent.name for w in written] == ["original", "webp_q80", "screenshot_png_0.8"]
+    assert all(w.label == "real" and w.split == "calib" for w in written)
+    assert [w.source for w in written] == ["cam+original", "cam+webp_q80", "cam+screenshot_png_0.8"]
+    assert all(Path(w.path).is_file() for w in written)
+    assert len(failed) == 1 and failed[0][0] == str(bad)
+    with pytest.raises(ValueError, match="unknown processing chain"):
+        write_processed_copies(rows, tmp_path / "x", chains=["nope"])
