@@ -17,7 +17,8 @@ Rules, in order (false positives on real photos are the costliest error):
 5. An ``unstable`` quality flag (the pixel label flipped under a mild JPEG
    re-save or resize, see :class:`detectors.pipeline.Pipeline`) caps a
    ``likely_ai``/``likely_real`` set by the pixel evidence at ``inconclusive``,
-   ``decided_by: "stability"``.
+   ``decided_by: "stability"``. It is applied before rule 3, so a strong
+   provenance claim still floors the label at ``likely_ai``.
 6. Missing provenance is neutral, and camera metadata never lowers a pixel
    score: it is shown beside it. Pixels alone never confirm a photo is real.
 """
@@ -125,6 +126,13 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
         label = "inconclusive"
         expl.append("The image is too small for reliable pixel evidence, so the verdict is capped at inconclusive.")
 
+    unstable = next((f for f in quality_flags if f.code == "unstable"), None)
+    if unstable is not None and label in ("likely_ai", "likely_real"):
+        # Before the provenance floor: the cap concerns pixel evidence only, so a
+        # strong provenance claim still floors the label at likely_ai (rule 3).
+        label, decided = "inconclusive", "stability"
+        expl.insert(0, f"The verdict is not stable: {unstable.message}.")
+
     if strong:
         new = _raise_to(label, "likely_ai")
         if new != label:
@@ -142,7 +150,4 @@ def fuse(results: Sequence[DetectorResult], calibration: Calibration, *, quality
         )
     if not ai_claims:
         expl.append("No AI provenance was found; missing provenance is neutral, not evidence of a real photo.")
-    unstable = next((f for f in quality_flags if f.code == "unstable"), None)
-    if unstable is not None and decided == "fusion" and label in ("likely_ai", "likely_real"):
-        return Verdict("inconclusive", score, "stability", (f"The verdict is not stable: {unstable.message}.", *expl))
     return Verdict(label, score, decided, tuple(expl))

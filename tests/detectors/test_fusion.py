@@ -96,3 +96,12 @@ def test_unstable_caps_pixel_verdict_only() -> None:
     assert fuse([px(0.1), prov("ai_generated", "proof", "generator_metadata")], CAL, quality_flags=[flip]).label == "ai_confirmed"
     v = fuse([px(0.5), prov("ai_generated", "strong", "watermark")], CAL, quality_flags=[flip])
     assert (v.label, v.decided_by) == ("likely_ai", "watermark")
+
+
+def test_unstable_pixels_do_not_undo_a_strong_provenance_floor() -> None:
+    # Pixels alone say likely_ai, but the label flips under a re-save: the cap applies to the
+    # pixel evidence; the strong provenance claim still floors the label at likely_ai (rule 3).
+    flip = QualityFlag("unstable", "likely_ai becomes inconclusive after JPEG q90")
+    v = fuse([px(0.95), prov("ai_generated", "strong", "c2pa")], CAL, quality_flags=[flip])
+    assert (v.label, v.decided_by) == ("likely_ai", "c2pa")
+    assert v.explanations[0] == "The verdict is not stable: likely_ai becomes inconclusive after JPEG q90."
