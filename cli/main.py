@@ -180,6 +180,10 @@ def scan(
     except (OSError, ValueError) as exc:
         err_console.print(safe_text(f"detect: error: {exc}"))
         sys.exit(ExitStatus.ERROR)
+    if status in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
+        from cli.engine.signals import ignore_stop_signals
+
+        ignore_stop_signals()  # the reports are complete: a further Ctrl-C must not change the exit status
     sys.exit(int(status))
 
 

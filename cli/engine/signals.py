@@ -8,10 +8,9 @@ its engine, closing its reports) runs to its end and the reports always end
 with their summary: a second Ctrl-C never aborts it.
 
 Worker processes never see the terminal's Ctrl-C: :func:`sigint_blocked`
-holds SIGINT blocked while a worker is started (the child inherits the mask
-through ``spawn``'s exec and ignores SIGINT before unblocking it), so a
-Ctrl-C during start-up prints no worker traceback and is delivered to the
-parent as soon as the worker has started.
+starts each one with SIGINT blocked, and the worker ignores it before
+unblocking it, so a Ctrl-C during its start-up prints no worker traceback;
+the parent receives the signal as usual.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Iterator
 
-__all__ = ["Interrupts", "Terminated", "sigint_blocked"]
+__all__ = ["Interrupts", "Terminated", "ignore_stop_signals", "sigint_blocked"]
 
 
 class Terminated(BaseException):
@@ -36,18 +35,35 @@ def _main_thread() -> bool:
 
 @contextmanager
 def sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in the calling thread (and in processes it starts) for the ``with`` body.
+    """Block SIGINT in the calling thread (and so in the processes it starts) for the ``with`` body.
 
-    A SIGINT that arrives meanwhile stays pending and is delivered when the body ends.
+    ``spawn`` starts a worker by ``exec``, which keeps the signal mask: the
+    worker begins with SIGINT blocked and ignores it before unblocking it
+    (:func:`ignore_sigint_in_worker`), so a Ctrl-C while it imports prints no
+    traceback. A SIGINT that arrives meanwhile is delivered to this process
+    (another thread, or this one when the body ends); none is lost.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
         return
+    # multiprocessing starts its resource tracker on the first spawn and unblocks SIGINT after
+    # doing so, which would undo the block below: start it first
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on (a process exiting after a stop: a second Ctrl-C cannot
+    turn its clean exit status into a kill by signal)."""
+    if _main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def ignore_sigint_in_worker() -> None:
@@ -82,15 +98,15 @@ class Interrupts:
             signal.signal(signal.SIGTERM, self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        old, self._old = self._old, {}
+        if exc_type is SystemExit and self.received is not None:
+            ignore_stop_signals()  # the process is leaving because of the stop: no signal may cut that short
+            return
+        for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self._old = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._defer and self._pending:  # a second signal while the first waits: stop now
-            self._pending = False
-            self._raise_stop()
         if self.received is not None:
             return  # already stopping: let the shutdown finish
         self.received = signum
@@ -106,10 +122,13 @@ class Interrupts:
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        """A stop signal during the body is raised when the body ends; a second one raises at once.
+        """Stop signals during the body are raised when the body ends.
 
-        For steps that should not be cut in the middle: opening and registering
-        a report file, building an engine (imports and C-extension set-up).
+        For steps that must not be cut in the middle: opening and registering
+        a report file, building an engine. A KeyboardInterrupt raised inside
+        an import of a C extension (torch, while the CNN loads) can leave the
+        interpreter marked as killed by SIGINT, so that it exits with -SIGINT
+        instead of 130 even though the stop was handled; a build takes seconds.
         """
         self._defer = True
         try:

@@ -144,3 +144,19 @@ def test_resume_hash_never_reads_a_fifo_in_the_parent(tmp_path: Path) -> None:
     assert new[0] == old[0] and new[1] == old[1]  # unchanged regular files: reused by hash
     assert new[2]["file"]["path"].endswith("c.png") and new[2]["status"] == "error"
     assert new[-1]["record_type"] == "summary"
+
+
+@posix_only
+@pytest.mark.parametrize("second_s", [0.05, 0.3])
+def test_two_ctrl_c_while_workers_start_and_the_network_loads(tmp_path: Path, second_s: float) -> None:
+    """The first Ctrl-C lands while the workers spawn, the second while the parent loads the CNN (torch)."""
+    pytest.importorskip("timm")
+    d = _folder(tmp_path / "in", [f"{i}.png" for i in range(4)])
+    out = tmp_path / "r.jsonl"
+    proc = _scan([str(d), "--jobs", "2", "--detector", "test_spectral", "--detector", "test_cnn", "--jsonl", str(out)])
+    _wait_lines(out, 0, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(second_s)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    _check_stopped(proc, out, 130)
