@@ -271,7 +271,7 @@ def _records(config: ScanConfig, entries: Sequence[Entry], previous: Resume, eng
     fresh = engine.map(todo)
     for i, e in enumerate(entries):
         if e.error:
-            yield error_record(e.path, "unreadable", f"{e.path}: {e.error}", calibration=calibration), None
+            yield error_record(e.path, e.code, f"{e.path}: {e.error}", calibration=calibration), None
         elif i in reuse:
             yield reuse[i], None
         else:

@@ -17,10 +17,17 @@ MAX_DEPTH = 128
 
 @dataclass(frozen=True)
 class Entry:
-    """A file to analyse, or a listing problem to report as an error record."""
+    """A file to analyse, or a listing problem to report as an error record.
+
+    Attributes:
+        path: The file, or the folder or path that could not be listed.
+        error: What went wrong, or ``None`` for a file to analyse.
+        code: The error record's code: ``unreadable``, or ``too_deep`` for a folder below the depth bound.
+    """
 
     path: str
     error: str | None = None
+    code: str = "unreadable"
 
 
 def _norm_exts(extensions: Sequence[str]) -> tuple[str, ...]:
@@ -106,7 +113,7 @@ def _walk(top: str, *, recursive: bool, exts: tuple[str, ...], max_depth: int) -
         for d in sorted(subdirs, reverse=True):
             sub = os.path.join(folder, d)
             if depth + 1 > max_depth:
-                yield Entry(sub, f"folder too deep: more than {max_depth} levels below {top}; not listed")
+                yield Entry(sub, f"folder too deep: more than {max_depth} levels below {top}; not listed", "too_deep")
             else:
                 stack.append((sub, depth + 1))
 

@@ -69,7 +69,7 @@ def test_walk_of_a_thousand_nested_folders_is_iterative_and_bounded(deep_tmp: Pa
     ok = [e.path for e in entries if e.error is None]
     errors = [e for e in entries if e.error is not None]
     assert ok == [str(tmp_path / "top.png"), str(tmp_path / "d" / "one.png")]
-    assert len(errors) == 1 and "folder too deep" in errors[0].error and f"more than {MAX_DEPTH} levels" in errors[0].error
+    assert len(errors) == 1 and errors[0].code == "too_deep" and "folder too deep" in errors[0].error and f"more than {MAX_DEPTH} levels" in errors[0].error
     assert errors[0].path.count(os.sep + "d") == MAX_DEPTH + 1
     assert [e.path for e in iter_files([str(tmp_path)], max_depth=1)][:2] == ok
     assert not [e for e in iter_files([str(tmp_path)], recursive=False) if e.error]
@@ -91,7 +91,7 @@ def test_scan_of_a_deep_tree_reports_every_file_and_never_exits_flagged(deep_tmp
     assert lines[-1]["record_type"] == "summary"
     assert [r["status"] for r in images] == ["ok", "error"]
     assert images[0]["file"]["path"].endswith("top.png")
-    assert "folder too deep" in images[1]["error"]["message"]
+    assert images[1]["error"]["code"] == "too_deep" and "folder too deep" in images[1]["error"]["message"]
 
 
 def test_a_crash_exits_70_not_1(tmp_path: Path) -> None:
