@@ -338,7 +338,7 @@ def run_scan(config: ScanConfig, *, console: Console, err_console: Console) -> E
             with stop.deferred():  # first, and whole: a stop in any later phase still ends each report with its summary
                 _open_writers(config, writers)
             entries = list(iter_files(config.paths, recursive=config.recursive, extensions=config.extensions))
-            with stop.deferred():  # a Ctrl-C while the workers start or the network loads stops right after
+            with stop.deferred():  # a stop while the engine is built is taken once it is assigned (and so closed)
                 engine = make_engine(config.analysis)
             with progress:
                 task = progress.add_task("scanning", total=len(entries), rate="-")

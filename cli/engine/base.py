@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, runtime_checkable
 
 from cli.engine.config import EngineConfig
+from cli.engine.signals import deferred_signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from cli.engine.worker import Job
@@ -39,16 +40,28 @@ def make_engine(config: EngineConfig, *, defer: bool = True) -> Engine:
     ``RayEngine`` for ``engine == "ray"``; else ``InProcessEngine`` for
     ``jobs == 0``, else ``ProcessEngine``.
 
+    Stop signals (SIGINT, SIGTERM) that arrive while the engine is built are
+    taken as soon as it is (see :func:`cli.engine.signals.deferred_signals`).
+
     Args:
         config: The engine configuration.
         defer: Let the batchable detectors (the CNN) run in a batched stage
             beside the workers (``map``); ``False`` for engines that run
             complete jobs (``run``), which then load no network in this process.
     """
-    if config.engine == "ray":
-        from cli.engine.ray_data import RayEngine
+    engine: Engine | None = None
+    try:
+        with deferred_signals():  # a Ctrl-C while workers spawn or torch loads is taken right after
+            if config.engine == "ray":
+                from cli.engine.ray_data import RayEngine
 
-        return RayEngine(config, defer=defer)
-    from cli.engine.local import InProcessEngine, ProcessEngine
+                engine = RayEngine(config, defer=defer)
+            else:
+                from cli.engine.local import InProcessEngine, ProcessEngine
 
-    return InProcessEngine(config) if config.jobs == 0 else ProcessEngine(config, defer=defer)
+                engine = InProcessEngine(config) if config.jobs == 0 else ProcessEngine(config, defer=defer)
+    except BaseException:  # the stop taken at the end of the build: release what was built
+        if engine is not None:
+            engine.close()
+        raise
+    return engine

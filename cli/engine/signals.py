@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Iterator
 
-__all__ = ["Interrupts", "Terminated", "ignore_stop_signals", "sigint_blocked"]
+__all__ = ["Interrupts", "Terminated", "deferred_signals", "ignore_stop_signals", "sigint_blocked"]
 
 
 class Terminated(BaseException):
@@ -56,6 +56,35 @@ def sigint_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM during the body are held and re-raised to the previous handlers when it ends.
+
+    Used around building an engine (spawning workers, importing torch, loading
+    weights): a KeyboardInterrupt inside a C extension's import can leave the
+    interpreter marked as killed by SIGINT, so the stop is taken right after.
+    A no-op outside the main thread.
+    """
+    if not _main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    for s in old:
+        signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    if held:
+        signal.raise_signal(held[0])  # to the restored handler, as if it had just arrived
 
 
 def ignore_stop_signals() -> None:
