@@ -51,7 +51,7 @@ def bench(device: str, args: argparse.Namespace) -> None:
     from generators.zoo import load_decoder
 
     models = load_models(args.weights, device=device)
-    pipe = LatentDiffusionPipeline(models, tile_size=args.tile_size, decode_tile_size=max(512, args.tile_size))
+    pipe = LatentDiffusionPipeline(models, tile_size=args.tile_size, decode_tile_size=max(512, args.tile_size or 0))
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"device: {device} ({name}); torch {torch.__version__}; float32; weights {models.weights_sha256[:12] if models.weights_sha256 else '-'}")
     if device == "cuda":
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2, help="samples to time per device")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--megapixels", type=float, default=4.0)
-    ap.add_argument("--tile-size", type=int, default=64)
+    ap.add_argument("--tile-size", type=int, help="generator tile side (default: per model, generators.zoo.default_tiles)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--decoders", default="f8c4,f8c16,taef2,f2", help="zoo decoders to time for reconstruct")
     ap.add_argument("--zoo-weights", help="zoo weights folder (default: the shipped ones)")

@@ -50,12 +50,11 @@ class GenerateConfig:
     strength: float = 0.3
     eta: float = 0.0
     weights: str | None = None
-    tile_size: int = 64
-    tile_overlap: int = 16
+    tile_size: int | None = None
+    tile_overlap: int | None = None
     threads: int = 0
     quiet: bool = False
     decoder: str | None = None
-    tiles_given: bool = False
 
 
 def _console() -> Console:
@@ -136,7 +135,7 @@ def _run_samples(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     from generators.pipeline import LatentDiffusionPipeline
 
     models = _load(cfg, console)
-    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size))
+    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size or 0))
     mult = pipe.f * pipe.unet_factor
     if cfg.size % mult:
         raise click.BadParameter(f"must be a multiple of {mult} for these weights, got {cfg.size}", param_hint="--size")
@@ -212,7 +211,7 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     if not photos:
         raise click.UsageError(f"{src}: no photos found (extensions: {', '.join(PHOTO_EXTENSIONS)})")
     models = _load(cfg, console)
-    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size))
+    pipe = LatentDiffusionPipeline(models, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, decode_tile_size=max(512, cfg.tile_size or 0))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     common = _common(models, cfg)
@@ -284,7 +283,7 @@ def _load_decoders(cfg: GenerateConfig, console: Console) -> tuple[list[Any], li
     from generators.zoo import load_decoder
 
     device = _pick_device(cfg.device, console)
-    tiles = {"tile_size": cfg.tile_size, "tile_overlap": cfg.tile_overlap} if cfg.tiles_given else {}
+    tiles = {"tile_size": cfg.tile_size, "tile_overlap": cfg.tile_overlap}
     loaded, missing = [], []
     for name in _decoder_names(cfg.decoder or ""):
         try:
@@ -407,8 +406,8 @@ def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
 @click.option("--strength", type=float, default=0.3, show_default=True, help="--mode regenerate: fraction of the schedule re-run, in (0, 1].")
 @click.option("--eta", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="DDIM eta (0: deterministic).")
 @click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Weights folder (default: the shipped ones); with --decoder, the zoo's weight files.")
-@click.option("--tile-size", type=click.IntRange(min=16), default=64, show_default=True, help="Autoencoder tile side for large photos (64: the training crop size; with --decoder, default per decoder).")
-@click.option("--tile-overlap", type=click.IntRange(min=0), default=16, show_default=True, help="Overlap between tiles, blended with windows.")
+@click.option("--tile-size", type=click.IntRange(min=16), help="Autoencoder tile side for large photos. Default: per model, its training crop size (64 px for f=2, 128 for f=8; 512 for taef2).")
+@click.option("--tile-overlap", type=click.IntRange(min=0), help="Overlap between tiles, blended with windows. Default: per model (a quarter of the tile, 64 px for taef2).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch CPU threads (0: torch's default). Use 1 on a machine shared with other jobs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -426,11 +425,10 @@ def generate(ctx: click.Context, **kwargs: Any) -> None:
     """
     from click.core import ParameterSource
 
-    tiles_given = any(ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE for n in ("tile_size", "tile_overlap"))
-    cfg = GenerateConfig(**kwargs, tiles_given=tiles_given)
+    cfg = GenerateConfig(**kwargs)
     if not 0.0 < cfg.strength <= 1.0:
         raise click.BadParameter(f"must be in (0, 1], got {cfg.strength}", param_hint="--strength")
-    if cfg.tile_overlap >= cfg.tile_size:
+    if cfg.tile_overlap is not None and cfg.tile_size is not None and cfg.tile_overlap >= cfg.tile_size:
         raise click.BadParameter(f"must be smaller than --tile-size ({cfg.tile_size}), got {cfg.tile_overlap}", param_hint="--tile-overlap")
     if cfg.from_real is None:
         for name in ("mode", "strength", "decoder"):

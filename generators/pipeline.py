@@ -156,10 +156,11 @@ class LatentDiffusionPipeline:
     Args:
         models: Autoencoder and latent UNet (see :func:`generators.models.load_models`).
         tile_size: Autoencoder tile side in pixels for photos larger than it
-            (rounded down to a multiple of the downsampling factor). The default
-            matches the shipped model's 64 px training crops: GroupNorm statistics
-            taken over much larger windows drift from training and cost PSNR.
-        tile_overlap: Overlap between autoencoder tiles in pixels.
+            (rounded down to a multiple of the downsampling factor). Default
+            (``None``): :func:`generators.zoo.default_tiles` of the model's ``f``
+            (64 px for f=2, 128 px for f=8, their training crop sizes): GroupNorm
+            statistics taken over much larger windows drift from training and cost PSNR.
+        tile_overlap: Overlap between autoencoder tiles in pixels (default: as ``tile_size``).
         latent_tile_size: Latent tile side for the UNet on large latents.
         latent_tile_overlap: Overlap between UNet tiles in latent cells.
         decode_tile_size: Decoder tile side in pixels for *generated* latents
@@ -172,13 +173,18 @@ class LatentDiffusionPipeline:
         self,
         models: GeneratorModels,
         *,
-        tile_size: int = 64,
-        tile_overlap: int = 16,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
         latent_tile_size: int = 128,
         latent_tile_overlap: int = 32,
         decode_tile_size: int = 512,
     ) -> None:
+        from generators.zoo import default_tiles
+
         f = models.downsample_factor
+        tile_default, overlap_default = default_tiles(f)
+        tile_size = tile_default if tile_size is None else tile_size
+        tile_overlap = min(overlap_default, tile_size // 4) if tile_overlap is None else tile_overlap
         if tile_size < 4 * f:
             raise ValueError(f"tile_size must be >= {4 * f} pixels, got {tile_size}")
         if not 0 <= tile_overlap < tile_size:

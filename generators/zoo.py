@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from generators.pipeline import ReconstructionOutput
 
-__all__ = ["DECODER_NAMES", "DecoderSpec", "LoadedDecoder", "decoder_spec", "decoder_specs", "load_decoder", "reconstruct"]
+__all__ = ["DECODER_NAMES", "DecoderSpec", "LoadedDecoder", "decoder_spec", "decoder_specs", "default_tiles", "load_decoder", "reconstruct"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,18 @@ def decoder_spec(name: str) -> DecoderSpec:
         if s.name == name:
             return s
     raise ValueError(f"decoder must be one of {list(DECODER_NAMES)}, got {name!r}")
+
+
+def default_tiles(downsample_factor: int) -> tuple[int, int]:
+    """Round-trip tile side and overlap in pixels for a KL autoencoder with this ``f``.
+
+    The zoo's own KL decoder of that factor sets them (f=2: 64/16, f=8: 128/32);
+    other factors get ``16 f`` / ``4 f``.
+    """
+    for s in _SPECS:
+        if s.kind == "autoencoder_kl" and s.downsample_factor == downsample_factor:
+            return s.tile_size, s.tile_overlap
+    return 16 * downsample_factor, 4 * downsample_factor
 
 
 @dataclass
@@ -166,7 +178,8 @@ def _sha256(path: Path) -> str:
 def _check_tiles(spec: DecoderSpec, tile_size: int | None, tile_overlap: int | None) -> DecoderSpec:
     f = spec.downsample_factor
     tile = spec.tile_size if tile_size is None else tile_size // f * f
-    overlap = spec.tile_overlap if tile_overlap is None else tile_overlap // f * f
+    # a default overlap never exceeds a quarter of a custom tile
+    overlap = min(spec.tile_overlap, tile // 4 // f * f) if tile_overlap is None else tile_overlap // f * f
     if tile < 4 * f:
         raise ValueError(f"tile_size must be >= {4 * f} pixels for decoder {spec.name!r}, got {tile_size}")
     if not 0 <= overlap < tile:

@@ -108,3 +108,20 @@ def test_bad_tiles_and_image(tiny_zoo_weights: Path) -> None:
     dec = load_decoder("taef2", device="cpu", weights_dir=tiny_zoo_weights)
     with pytest.raises(ValueError, match=r"image must be \(H, W, 3\)"):
         dec.reconstruct(np.zeros((8, 8), dtype=np.float32))
+
+
+def test_default_tiles_follow_the_factor(tiny_zoo_weights: Path) -> None:
+    from generators.models import load_models
+    from generators.pipeline import LatentDiffusionPipeline
+    from generators.zoo import default_tiles
+
+    assert default_tiles(2) == (64, 16) and default_tiles(8) == (128, 32) and default_tiles(4) == (64, 16)
+    pipe = LatentDiffusionPipeline(load_models(tiny_zoo_weights, device="cpu"))  # the tiny f8c4 generator
+    assert (pipe.f, pipe.tile_size, pipe.tile_overlap) == (8, 128, 32)
+    assert LatentDiffusionPipeline(load_models(tiny_zoo_weights, device="cpu"), tile_size=64).tile_overlap == 16
+
+
+def test_custom_tile_size_alone_shrinks_the_default_overlap(tiny_zoo_weights: Path) -> None:
+    dec = load_decoder("taef2", device="cpu", weights_dir=tiny_zoo_weights, tile_size=48)
+    assert (dec.spec.tile_size, dec.spec.tile_overlap) == (48, 8)
+    assert dec.reconstruct(_img(64, 64)).tiles == 4
