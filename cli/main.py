@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.text import Text
 
 from cli.render import safe_text
 from cli.scan import FAIL_ON_CHOICES, ExitStatus, Report, ScanConfig, run_scan

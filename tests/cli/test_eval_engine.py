@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
