@@ -175,3 +175,22 @@ def test_signal_leaves_valid_jsonl(tmp_path: Path, sig: int, code: int) -> None:
     assert lines[-1]["record_type"] == "summary" and lines[-1]["exit_status"] == code
     assert 2 <= len(lines) - 1 < 41
     assert all(x["record_type"] == "image" for x in lines[:-1])
+
+
+def test_workers_receive_the_loaded_calibration_object_not_a_path(tmp_path: Path) -> None:
+    """The calibration is loaded once, in the command; workers never read the file again."""
+    import dataclasses
+
+    from cli.engine import resolve_calibration
+
+    custom = dataclasses.replace(resolve_calibration(), version="custom-test-1")
+    p = tmp_path / "cal.json"
+    p.write_text(custom.to_json(), encoding="utf-8")
+    cal = resolve_calibration(str(p))
+    p.unlink()  # gone before any worker starts
+    files = sorted(str(f) for f in _folder(tmp_path / "in", 2).iterdir())
+    with ProcessEngine(EngineConfig(("test_spectral",), calibration=cal, jobs=1)) as eng:
+        recs = [a.record for a in eng.map(files)]
+    assert [r["calibration"]["version"] for r in recs] == ["custom-test-1"] * 3
+    with pytest.raises(ValueError, match="Calibration"):
+        EngineConfig(("test_spectral",), calibration=str(p))  # type: ignore[arg-type]
