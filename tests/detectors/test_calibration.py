@@ -204,10 +204,12 @@ def test_shipped_calibration_file_reads_into_dataclasses_and_writes_the_same_sch
 
     text = resources.files("detectors").joinpath("weights", "calibration.json").read_text(encoding="utf-8")
     cal = load_calibration()
-    assert isinstance(cal.fusion, MaxFusion) and isinstance(cal.score_map, IsotonicMap)
-    assert json.loads(cal.to_json()) == json.loads(text)
+    raw = json.loads(text)
+    assert isinstance(cal.fusion, {"max": MaxFusion, "logistic": LogisticFusion}[raw["fusion"].get("rule", "logistic")])
+    assert isinstance(cal.score_map, {"isotonic": IsotonicMap, "platt": PlattMap}[raw["score_map"]["kind"]])
+    assert json.loads(cal.to_json()) == raw
     assert Calibration.from_dict(json.loads(cal.to_json())) == cal
-    assert cal.to_dict()["map"] == "isotonic" and cal.to_dict()["fused_detectors"] == ["spectral", "cnn"]
+    assert cal.to_dict()["map"] == raw["score_map"]["kind"] and cal.to_dict()["fused_detectors"] == ["spectral", "cnn"]
 
 
 def test_fitted_state_blocks_read_and_validate() -> None:
@@ -228,9 +230,11 @@ def test_fitted_state_blocks_read_and_validate() -> None:
 
 
 def test_calibration_file_errors_name_the_file(tmp_path) -> None:
-    good = load_calibration().to_json()
-    bad = good.replace('"kind": "isotonic"', '"kind": "spline"')
-    (tmp_path / "bad.json").write_text(bad)
+    import json
+
+    good = json.loads(load_calibration().to_json())
+    good["score_map"]["kind"] = "spline"
+    (tmp_path / "bad.json").write_text(json.dumps(good))
     with pytest.raises(ValueError, match=r"bad\.json: invalid calibration file: .*spline"):
         load_calibration(tmp_path / "bad.json")
 
