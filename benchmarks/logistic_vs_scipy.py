@@ -54,7 +54,7 @@ def main() -> None:
         a = fit_logistic_regression(xx, y, reg=reg, sample_weight=w, jitter=jit)
         b = scipy_fit(xx, y, reg, w, jit)
         worst = max(worst, float(np.abs(a - b).max() / max(1.0, np.abs(a).max())))
-        grad = lambda beta: float(np.abs(xx.T @ (w * (expit(xx @ beta) - y)) + reg * beta).max())  # noqa: E731
+        grad = lambda beta, xx=xx, w=w, y=y, reg=reg: float(np.abs(xx.T @ (w * (expit(xx @ beta) - y)) + reg * beta).max())  # noqa: E731
         g_newton, g_scipy = max(g_newton, grad(a)), max(g_scipy, grad(b))
     print(f"largest relative coefficient difference: {worst:.2e}")
     print(f"largest |gradient| left: Newton {g_newton:.2e}, scipy trust-exact {g_scipy:.2e}")

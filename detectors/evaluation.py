@@ -228,7 +228,7 @@ def format_bias(metrics: Sequence[MetricRow]) -> dict[str, dict[str, float | Non
     for m in metrics:
         if m.subset == "all" and m.perturbation in ("none", *FORMAT_CHECK):
             out.setdefault(m.detector, {})[m.perturbation] = m.auc
-    for det, d in out.items():
+    for d in out.values():
         for key in ("none", *FORMAT_CHECK):  # every key present (None when not run), for readers of the summary
             d.setdefault(key, None)
         a, b = d.get(FORMAT_CHECK[0]), d.get(FORMAT_CHECK[1])

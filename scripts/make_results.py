@@ -154,7 +154,6 @@ def _bundled_generator_section(args: argparse.Namespace) -> list[str]:
     """Eval on fresh bundled-generator images made from the test split's reals (seed 1; the calibration used seed 0)."""
     import shutil
 
-    from datasets.samples import Sample
     from generators.fakes import make_calibration_fakes
 
     root = Path(args.out + "-generated")

@@ -107,7 +107,7 @@ def extract_xmp_packets(data: bytes, fmt: str, *, png_text: PngTextStore | None 
             packets.append(("JPEG APP1 extended XMP", b"".join(parts[k] for k in sorted(parts))))
     elif data.startswith(b"\x89PNG\r\n\x1a\n"):
         store = png_text if png_text is not None else png_text_store(data)
-        for key, text, ctype in store.read("XML:com.adobe.xmp").fields[:MAX_PACKETS]:
+        for _key, text, ctype in store.read("XML:com.adobe.xmp").fields[:MAX_PACKETS]:
             packets.append((f"PNG {ctype} XML:com.adobe.xmp", text[:MAX_SCAN_BYTES].encode("utf-8", "replace")))
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         for fourcc, payload in webp_chunks(data):
