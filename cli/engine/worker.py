@@ -110,9 +110,20 @@ def _child_environment(threads: int) -> Iterator[None]:
                 os.environ.pop(v, None)
 
 
-def worker_main(conn: Any, spec: WorkerSpec) -> None:  # pragma: no cover - runs in a child process
-    """A worker process's body: build, signal ready, run jobs until told to stop or the pipe closes."""
+def worker_main(conn: Any) -> None:  # pragma: no cover - runs in a child process
+    """A worker process's body: read its spec, build, signal ready, run jobs until told to stop or the pipe closes.
+
+    The :class:`WorkerSpec` comes over the pipe rather than as a process argument: ``spawn``
+    writes its arguments into a pipe whose read end the parent itself holds until the write
+    ends, so a child that died before reading a spec larger than the pipe buffer (the
+    calibration's file hashes make it so) left the parent blocked for ever. A send on the
+    pipe instead fails at once with ``BrokenPipeError`` when the child is gone.
+    """
     ignore_sigint_in_worker()
+    try:
+        spec = conn.recv()
+    except (EOFError, OSError):  # the parent went away before sending it
+        return
     pipeline = spec.config.build_pipeline(defer=spec.defer)
     limit_threads(spec.config.torch_threads)
     calibration = pipeline.calibration.to_dict()
@@ -150,11 +161,15 @@ class Worker:
     def __init__(self, spec: WorkerSpec, ctx: Any = None) -> None:
         ctx = ctx or mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker_main, args=(child, spec), daemon=True)
+        self.proc = ctx.Process(target=worker_main, args=(child,), daemon=True)
         # the child inherits the blocked SIGINT (and ignores it before unblocking) and the thread limits
         with sigint_blocked(), _child_environment(spec.config.torch_threads):
             self.proc.start()
         child.close()
+        try:
+            self.conn.send(spec)
+        except (BrokenPipeError, OSError):  # the child is already gone: receive() reports it as died
+            pass
         self.ready = False
         self.info: WorkerInfo | None = None
         self.job: Any = None

@@ -194,3 +194,35 @@ def test_workers_receive_the_loaded_calibration_object_not_a_path(tmp_path: Path
     assert [r["calibration"]["version"] for r in recs] == ["custom-test-1"] * 3
     with pytest.raises(ValueError, match="Calibration"):
         EngineConfig(("test_spectral",), calibration=str(p))  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX spawn")
+def test_a_worker_that_dies_before_reading_a_large_spec_does_not_block_the_parent() -> None:
+    # spawn writes a process's arguments into a pipe whose read end the parent holds until the
+    # write ends: a child that died before reading more than the pipe buffer (a calibration with
+    # its file hashes) blocked the parent for ever (seen as a scan hanging on SIGTERM at start-up).
+    # The spec now travels over the worker's own pipe, which fails at once when the child is gone.
+    import dataclasses
+    import multiprocessing as mp
+    import multiprocessing.spawn as mp_spawn
+    import threading
+
+    from cli.engine.worker import Worker, WorkerSpec
+    from detectors.calibration import load_calibration
+
+    cal = dataclasses.replace(load_calibration(), calibration_hashes=tuple(f"{i:064x}" for i in range(20_000)))
+    spec = WorkerSpec(EngineConfig(detectors=("test_spectral",), calibration=cal))
+    ctx = mp.get_context("spawn")
+    saved = mp_spawn.get_executable()
+    ctx.set_executable("/bin/true")  # a "worker" that exits without reading anything
+    box: dict = {}
+    try:
+        t = threading.Thread(target=lambda: box.setdefault("w", Worker(spec, ctx)), daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "starting a worker blocked on a dead child"
+    finally:
+        ctx.set_executable(saved)
+    w = box["w"]
+    w.proc.join(10)
+    assert w.receive(1.0) == ("died", None)
