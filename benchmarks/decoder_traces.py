@@ -176,7 +176,7 @@ def markdown(rows: list[Row], *, crop: int) -> str:
     for r in rows:
         m = r.medians()
         if r.n == 0:
-            lines.append(f"| {r.name} | 0 | " + " | ".join("-" for _ in FEATURES) + f" | - | - | - |")
+            lines.append(f"| {r.name} | 0 | " + " | ".join("-" for _ in FEATURES) + " | - | - | - |")
             continue
         cells = [_fmt(m[k], 3) for k, _ in FEATURES] + [_fmt(m["psnr"], 2), _fmt(m["ssim"], 3), _fmt(m["sharpness"], 3)]
         lines.append(f"| {r.name} | {r.n} | " + " | ".join(cells) + " |")

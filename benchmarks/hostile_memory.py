@@ -186,7 +186,7 @@ _SCAN = (
     "try:\n"
     "    main(sys.argv[1:])\n"
     "except SystemExit as e:\n"
-    "    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    me = int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])  # ru_maxrss keeps the parent's peak across exec\n"
     "    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
     "    print(f'PEAK_KIB {me} {kids}', file=sys.stderr)\n"
     "    raise\n"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from generators.models import GeneratorModels, build_ddim_scheduler
-from generators.tiling import tile_starts, tiled_apply
+from generators.tiling import default_tiles, tile_starts, tiled_apply
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -157,7 +157,7 @@ class LatentDiffusionPipeline:
         models: Autoencoder and latent UNet (see :func:`generators.models.load_models`).
         tile_size: Autoencoder tile side in pixels for photos larger than it
             (rounded down to a multiple of the downsampling factor). Default
-            (``None``): :func:`generators.zoo.default_tiles` of the model's ``f``
+            (``None``): :func:`generators.tiling.default_tiles` of the model's ``f``
             (64 px for f=2, 128 px for f=8, their training crop sizes): GroupNorm
             statistics taken over much larger windows drift from training and cost PSNR.
         tile_overlap: Overlap between autoencoder tiles in pixels (default: as ``tile_size``).
@@ -179,8 +179,6 @@ class LatentDiffusionPipeline:
         latent_tile_overlap: int = 32,
         decode_tile_size: int = 512,
     ) -> None:
-        from generators.zoo import default_tiles
-
         f = models.downsample_factor
         tile_default, overlap_default = default_tiles(f)
         tile_size = tile_default if tile_size is None else tile_size

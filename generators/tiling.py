@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["tile_starts", "tiled_apply"]
+__all__ = ["KL_TILES", "default_tiles", "tile_starts", "tiled_apply"]
+
+#: Round-trip tile side and overlap in pixels of a KL autoencoder, by its downsampling factor
+#: (the decoder zoo's specs use these; see :mod:`generators.zoo` for why the tiles are small).
+KL_TILES: dict[int, tuple[int, int]] = {2: (64, 16), 8: (128, 32)}
+
+
+def default_tiles(downsample_factor: int) -> tuple[int, int]:
+    """Round-trip tile side and overlap in pixels for a KL autoencoder with this ``f``.
+
+    f=2: 64/16, f=8: 128/32 (:data:`KL_TILES`); other factors get ``16 f`` / ``4 f``.
+    """
+    return KL_TILES.get(downsample_factor, (16 * downsample_factor, 4 * downsample_factor))
 
 
 def tile_starts(length: int, tile: int, overlap: int, *, align: int = 1) -> list[int]:

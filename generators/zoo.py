@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from generators.tiling import KL_TILES, default_tiles
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -77,10 +79,10 @@ _SPECS = (
     # scripts/train_generator_config_*.json; 512 px tiles cost the f2 model 3.5 dB); TAEF2 has
     # no spatial normalisation, so large tiles only bound memory. Tile starts are multiples
     # of f, so the decoders' period-f grid keeps one phase across tiles.
-    DecoderSpec("f8c4", "autoencoder_kl", 8, 4, "f=8, 4-channel AutoencoderKL (SD 1.x/2.x/XL layout)", 128, 32),
-    DecoderSpec("f8c16", "autoencoder_kl", 8, 16, "f=8, 16-channel AutoencoderKL (SD3/FLUX.1 latent width)", 128, 32),
+    DecoderSpec("f8c4", "autoencoder_kl", 8, 4, "f=8, 4-channel AutoencoderKL (SD 1.x/2.x/XL layout)", *KL_TILES[8]),
+    DecoderSpec("f8c16", "autoencoder_kl", 8, 16, "f=8, 16-channel AutoencoderKL (SD3/FLUX.1 latent width)", *KL_TILES[8]),
     DecoderSpec("taef2", "taef2", 8, 32, "TAEF2: tiny autoencoder distilled from the FLUX.2 VAE (madebyollin, MIT)", 512, 64),
-    DecoderSpec("f2", "autoencoder_kl", 2, 12, "f=2, 12-channel AutoencoderKL (nearly lossless)", 64, 16),
+    DecoderSpec("f2", "autoencoder_kl", 2, 12, "f=2, 12-channel AutoencoderKL (nearly lossless)", *KL_TILES[2]),
 )
 
 #: The zoo's decoders, in the order ``--decoder all`` runs them.
@@ -102,18 +104,6 @@ def decoder_spec(name: str) -> DecoderSpec:
         if s.name == name:
             return s
     raise ValueError(f"decoder must be one of {list(DECODER_NAMES)}, got {name!r}")
-
-
-def default_tiles(downsample_factor: int) -> tuple[int, int]:
-    """Round-trip tile side and overlap in pixels for a KL autoencoder with this ``f``.
-
-    The zoo's own KL decoder of that factor sets them (f=2: 64/16, f=8: 128/32);
-    other factors get ``16 f`` / ``4 f``.
-    """
-    for s in _SPECS:
-        if s.kind == "autoencoder_kl" and s.downsample_factor == downsample_factor:
-            return s.tile_size, s.tile_overlap
-    return 16 * downsample_factor, 4 * downsample_factor
 
 
 @dataclass
