@@ -458,6 +458,12 @@ def summarize_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Environment variables naming the user's copy of the legacy (interim) trust list: its anchors
+#: (``anchors.pem``) and its end-entity allow-list (``allowed.pem`` or ``allowed.sha256.txt``).
+LEGACY_ANCHORS_ENV = "AIDETECT_C2PA_LEGACY_ANCHORS"
+LEGACY_ALLOWED_ENV = "AIDETECT_C2PA_LEGACY_ALLOWED"
+
+
 class C2paDetector(ProvenanceReader):
     """Reads and validates C2PA manifests offline.
 
@@ -468,9 +474,13 @@ class C2paDetector(ProvenanceReader):
             the package (default True).
         legacy_anchors: PEM bundles of the legacy (interim, pre-2025) trust
             list's anchors. Nothing is shipped: the list could not be
-            obtained offline (see ``docs/provenance.md``).
+            obtained offline (see ``docs/provenance.md``). ``None`` reads
+            :data:`LEGACY_ANCHORS_ENV` (paths separated by ``os.pathsep``), so
+            every command and its worker processes can use a copy the user
+            keeps; ``()`` uses none.
         legacy_allowed: The legacy list's allow-list of end-entity
-            certificates (PEM, or SHA-256 fingerprints one per line).
+            certificates (PEM, or SHA-256 fingerprints one per line);
+            ``None`` reads :data:`LEGACY_ALLOWED_ENV`.
         include_thumbnail: Put the manifest's embedded thumbnail (at most
             64 KB, JPEG or PNG) into evidence as a data URI.
     """
@@ -492,8 +502,11 @@ class C2paDetector(ProvenanceReader):
 
         self.trust_anchor_paths = paths(trust_anchors)
         self.shipped_anchors = shipped_anchors
-        self.legacy_anchor_paths = paths(legacy_anchors)
-        self.legacy_allowed_paths = paths(legacy_allowed)
+        def from_env(var: str) -> tuple[str, ...]:
+            return tuple(p for p in os.environ.get(var, "").split(os.pathsep) if p)
+
+        self.legacy_anchor_paths = from_env(LEGACY_ANCHORS_ENV) if legacy_anchors is None else paths(legacy_anchors)
+        self.legacy_allowed_paths = from_env(LEGACY_ALLOWED_ENV) if legacy_allowed is None else paths(legacy_allowed)
         self.include_thumbnail = include_thumbnail
         self._ctx: Any = None
         self._ctx_pid: int | None = None

@@ -217,3 +217,15 @@ def test_hostile_jumbf_gives_no_signature():
     assert signature_box(b"\x00\x00\x00\x10jumb\x00\x00\x00\x08jumd" * 1000, None) is None
     assert signature_box(b"\x00\x00\x00\x01jumb" + b"\xff" * 8, None) is None
     assert manifest_store_bytes(b"\xff\xd8\xff\xeb\x00\x10JP\x00\x01\x00\x00\x00\x01\x00\x00\xff\xff") is None
+
+
+def test_legacy_list_from_the_environment(fx, tmp_path, monkeypatch):
+    # a user's own copy of the interim list, named once for every command and worker
+    monkeypatch.setenv("AIDETECT_C2PA_LEGACY_ANCHORS", str(fx.anchors))
+    res, verdict = _run(create_detector("c2pa"), fx.files["trusted_ai"])
+    assert res.evidence["trust"] == "trusted_legacy" and verdict.label == "ai_confirmed"
+    res, _ = _run(create_detector("c2pa", legacy_anchors=()), fx.files["trusted_ai"])
+    assert res.evidence["trust"] == "unknown_signer", "an explicit () overrides the environment"
+    monkeypatch.setenv("AIDETECT_C2PA_LEGACY_ANCHORS", str(tmp_path / "missing.pem"))
+    res, _ = _run(create_detector("c2pa"), fx.files["trusted_ai"])
+    assert "missing.pem" in (res.message or "") + " ".join(res.explanations) + str(res.evidence), res
