@@ -21,6 +21,8 @@ from cli.render import safe_text
 from generators.zoo import DECODER_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from generators.models import GeneratorModels
 
 __all__ = ["GenerateConfig", "generate", "train_generator"]
@@ -200,10 +202,22 @@ def _targets(photos: list[Path], src: Path) -> list[Path]:
     return out
 
 
+def _read_photo(path: Path, failures: list[dict[str, Any]], console: Console) -> "np.ndarray | None":
+    """The photo's first region, ``float32`` ``(H, W, 3)`` in ``[0, 1]``; ``None`` (recorded in
+    ``failures`` and printed escaped) when it cannot be read."""
+    from forensics.io import DEFAULT_MAX_PIXELS, load_image
+
+    try:
+        return load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
+    except (OSError, ValueError) as exc:
+        failures.append({"file": str(path), "error": str(exc)})
+        console.print(safe_text(f"skipped {path}: {exc}", "yellow"))
+        return None
+
+
 def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     import torch
 
-    from forensics.io import DEFAULT_MAX_PIXELS, load_image
     from generators.pipeline import LatentDiffusionPipeline
 
     src = Path(cfg.from_real or "")
@@ -224,11 +238,8 @@ def _run_from_real(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
         for i, path in enumerate(photos):
             target = targets[i]
             progress.reset(t_inner, total=None)
-            try:
-                px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
-            except (OSError, ValueError) as exc:
-                failures.append({"file": str(path), "error": str(exc)})
-                console.print(safe_text(f"skipped {path}: {exc}", "yellow"))
+            px = _read_photo(path, failures, console)
+            if px is None:
                 progress.advance(t_photos)
                 continue
             if cfg.mode == "reconstruct":
@@ -292,7 +303,7 @@ def _load_decoders(cfg: GenerateConfig, console: Console) -> tuple[list[Any], li
             if cfg.decoder != "all":
                 raise FatalError(f"cannot load decoder {name!r}: {exc}") from None
             missing.append({"decoder": name, "error": str(exc)})
-            console.print(f"[yellow]decoder {name} skipped: {exc}[/yellow]")
+            console.print(safe_text(f"decoder {name} skipped: {exc}", "yellow"))
     if not loaded:
         raise FatalError("no decoder could be loaded: " + "; ".join(f"{m['decoder']}: {m['error']}" for m in missing))
     return loaded, missing
@@ -303,7 +314,6 @@ def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
     import torch
 
     from detectors.record import tool_version
-    from forensics.io import DEFAULT_MAX_PIXELS, load_image
 
     src = Path(cfg.from_real or "")
     photos = _photo_list(src)
@@ -321,11 +331,8 @@ def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
         t_photos = progress.add_task("photos", total=len(photos))
         t_inner = progress.add_task("tiles", total=None)
         for i, path in enumerate(photos):
-            try:
-                px = load_image(path, max_full_pixels=DEFAULT_MAX_PIXELS).regions[0]
-            except (OSError, ValueError) as exc:
-                failures.append({"file": str(path), "error": str(exc)})
-                console.print(safe_text(f"skipped {path}: {exc}", "yellow"))
+            px = _read_photo(path, failures, console)
+            if px is None:
                 progress.advance(t_photos)
                 continue
             for dec in decoders:
@@ -336,7 +343,7 @@ def _run_zoo(cfg: GenerateConfig, console: Console) -> dict[str, Any]:
                     res = dec.reconstruct(px, on_tile=lambda d, n: progress.update(t_inner, completed=d, total=n))
                 except (RuntimeError, ValueError) as exc:  # e.g. out of memory on one huge photo
                     failures.append({"file": str(path), "decoder": name, "error": str(exc)})
-                    console.print(f"[yellow]{name} failed on {path}: {exc}[/yellow]")
+                    console.print(safe_text(f"{name} failed on {path}: {exc}", "yellow"))
                     continue
                 rel = Path(name) / targets[i] if sub else targets[i]
                 _save_png(res.image, out / rel)
