@@ -88,8 +88,24 @@ def build_ddim_scheduler(config: SchedulerConfig) -> "DDIMScheduler":
     return DDIMScheduler(**asdict(config), set_alpha_to_one=False)
 
 
+class _OnVaeDevice:
+    """``device`` and ``dtype`` of a holder's ``vae`` parameters (shared by the model holders below)."""
+
+    vae: "AutoencoderKL"
+
+    @property
+    def device(self) -> "torch.device":
+        """Device of the models' parameters."""
+        return next(self.vae.parameters()).device
+
+    @property
+    def dtype(self) -> "torch.dtype":
+        """Floating dtype of the models' parameters."""
+        return next(self.vae.parameters()).dtype
+
+
 @dataclass
-class GeneratorModels:
+class GeneratorModels(_OnVaeDevice):
     """The generator's models, on one device, in eval mode.
 
     Attributes:
@@ -106,16 +122,6 @@ class GeneratorModels:
     unet: "UNet2DModel"
     weights_sha256: str | None = None
     source: str | None = None
-
-    @property
-    def device(self) -> "torch.device":
-        """Device of the models' parameters."""
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> "torch.dtype":
-        """Floating dtype of the models' parameters."""
-        return next(self.vae.parameters()).dtype
 
     @property
     def downsample_factor(self) -> int:
@@ -235,7 +241,7 @@ def load_models(
 
 
 @dataclass
-class AutoencoderModel:
+class AutoencoderModel(_OnVaeDevice):
     """One autoencoder of the decoder zoo, loaded by :func:`load_autoencoder`.
 
     Attributes:
@@ -252,16 +258,6 @@ class AutoencoderModel:
     vae: "AutoencoderKL"
     weights_sha256: str
     source: str
-
-    @property
-    def device(self) -> "torch.device":
-        """Device of the parameters."""
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> "torch.dtype":
-        """Floating dtype of the parameters."""
-        return next(self.vae.parameters()).dtype
 
     @property
     def downsample_factor(self) -> int:
