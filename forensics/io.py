@@ -139,6 +139,11 @@ class LoadedImage:
         quality_flags: Conditions that qualify the evidence.
         thumbnail: ``uint8`` RGB array of shape ``(h, w, 3)`` at most
             ``thumbnail_size`` on its long side, or ``None`` when not requested.
+            It shows the whole (EXIF-oriented) image, resized, never cropped.
+        region_origins: ``(top, left)`` of each region in the whole
+            (EXIF-oriented) image, in pixels: ``((0, 0),)`` for an ordinary
+            image. Empty when not known (a ``LoadedImage`` built by hand); see
+            :meth:`region_origin`.
     """
 
     path: str | None
@@ -154,6 +159,7 @@ class LoadedImage:
     exif: bytes | None = field(repr=False, default=None)
     quality_flags: tuple[QualityFlag, ...] = ()
     thumbnail: np.ndarray | None = field(repr=False, default=None)
+    region_origins: tuple[tuple[int, int], ...] = ()
 
     @property
     def is_whole(self) -> bool:
@@ -164,6 +170,17 @@ class LoadedImage:
     def pixels(self) -> np.ndarray:
         """The first region: the whole image unless the image was huge."""
         return self.regions[0]
+
+    def region_origin(self, index: int) -> tuple[int, int] | None:
+        """``(top, left)`` of ``regions[index]`` in the whole image, or ``None`` when not known.
+
+        A position ``(y, x)`` inside that region is ``(top + y, left + x)`` in the image.
+        """
+        if not 0 <= index < len(self.regions):
+            raise ValueError(f"region index must be in [0, {len(self.regions)}), got {index}")
+        if len(self.region_origins) == len(self.regions):
+            return self.region_origins[index]
+        return (0, 0) if self.is_whole else None
 
 
 def to_float_rgb(image: Image.Image) -> np.ndarray:
@@ -562,9 +579,11 @@ def _load_bytes(
     try:
         if width * height <= max_full_pixels:
             regions = (to_float_rgb(oriented),)
+            origins: tuple[tuple[int, int], ...] = ((0, 0),)
         else:
             boxes = _region_boxes(width, height, region_size, MAX_REGIONS)
             regions = tuple(to_float_rgb(oriented.crop(box)) for box in boxes)
+            origins = tuple((top, left) for left, top, _, _ in boxes)
             flags.append(
                 QualityFlag(
                     "huge_image_tiled",
@@ -590,6 +609,7 @@ def _load_bytes(
         exif=bytes(exif_bytes) if exif_bytes else None,
         quality_flags=tuple(flags),
         thumbnail=thumb,
+        region_origins=origins,
     )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,24 @@ def test_huge_image_analysed_on_full_resolution_regions() -> None:
     r0 = img.regions[0]
     assert np.allclose(r0 * 255, arr[: r0.shape[0], : r0.shape[1]], atol=0.5)
     assert "huge_image_tiled" in {f.code for f in img.quality_flags}
+
+
+def test_region_origins_place_each_region_in_the_image() -> None:
+    arr = textured(600, 900)
+    img = load_image_bytes(encode(Image.fromarray(arr), "PNG"), path="x", max_full_pixels=100_000, region_size=256)
+    assert len(img.region_origins) == len(img.regions)
+    assert len(set(img.region_origins)) == len(img.regions)
+    for i, r in enumerate(img.regions):
+        top, left = img.region_origin(i)
+        assert np.allclose(r * 255, arr[top : top + 256, left : left + 256], atol=0.5)
+    assert img.region_origin(len(img.regions) - 1) == (600 - 256, 900 - 256)
+    whole = load_image_bytes(encode(Image.fromarray(arr), "PNG"), path="x")
+    assert whole.region_origins == ((0, 0),) and whole.region_origin(0) == (0, 0)
+    with pytest.raises(ValueError, match="region index"):
+        whole.region_origin(1)
+    # built by hand, without origins: known only for a whole image
+    assert replace(whole, region_origins=()).region_origin(0) == (0, 0)
+    assert replace(img, region_origins=()).region_origin(0) is None
 
 
 def test_load_image_errors_name_the_file(tmp_path: Path) -> None:
