@@ -15,6 +15,13 @@ Method:
   ``topk_mean`` and ``max`` are available) and P(AI) is the sigmoid of the
   result. The shipped choice and the measurement behind it are in
   ``detectors/weights/CNN_MODEL_CARD.md``.
+* **Where the evidence is.** The evidence keeps every crop's logit and place,
+  and the most AI-leaning crop beside the aggregate (``max_crop_*``). An
+  inpainted or pasted-in region is local evidence that a mean over crops
+  hides, so when that crop alone is past the detector's threshold and the
+  aggregate is not, an explanation names the crop. It is reported, it does
+  not decide: the score stays the aggregate (a maximum over crops would have
+  a higher false-positive rate at the same threshold).
 * **Aligned training** (see :mod:`detectors.cnn_training`): the fakes are the
   bundled generator's reconstructions and regenerations of the very photos
   used as reals, and both members of a pair get the same augmentation draws,
@@ -39,7 +46,7 @@ References:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -61,7 +68,9 @@ __all__ = [
     "MIN_SIDE",
     "CNNDetector",
     "CNNInput",
+    "CropScore",
     "aggregate_logits",
+    "crop_scores",
     "shipped_config_path",
 ]
 
@@ -115,18 +124,89 @@ def _sigmoid(z: float) -> float:
 
 
 @dataclass(frozen=True)
+class CropScore:
+    """One CNN crop placed in the whole image, with its score.
+
+    Attributes:
+        top: Row of the crop's top-left corner in the whole (EXIF-oriented) image.
+        left: Column of that corner.
+        size: Side in pixels.
+        logit: The network's logit for the crop.
+        p: Its P(AI), the sigmoid of ``logit``, in ``[0, 1]``.
+    """
+
+    top: int
+    left: int
+    size: int
+    logit: float
+    p: float
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def crop_scores(evidence: Mapping[str, Any]) -> tuple[CropScore, ...]:
+    """The crops of a CNN result's evidence, in image coordinates, read back (from a stored record too).
+
+    Args:
+        evidence: ``DetectorResult.evidence`` of the CNN detector (or its JSON form).
+
+    Returns:
+        One :class:`CropScore` per crop, in the order of ``crop_logits``; empty
+        when the evidence does not place its crops in the image (no
+        ``crops_in_image``: a record written before it existed, or an image
+        built without region origins) or is malformed.
+    """
+    logits, places, size = evidence.get("crop_logits"), evidence.get("crops_in_image"), _int(evidence.get("crop_size"))
+    if not isinstance(logits, list) or not isinstance(places, list) or size is None or size < 1:
+        return ()
+    if not logits or len(logits) != len(places):
+        return ()
+    out = []
+    for z, place in zip(logits, places):
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not np.isfinite(z):
+            return ()
+        if not isinstance(place, list) or len(place) != 2:
+            return ()
+        top, left = _int(place[0]), _int(place[1])
+        if top is None or left is None or top < 0 or left < 0:
+            return ()
+        out.append(CropScore(top=top, left=left, size=size, logit=float(z), p=_sigmoid(float(z))))
+    return tuple(out)
+
+
+def _where(top: int, left: int, size: int, width: int, height: int) -> str:
+    """Plain words for where a square sits in an image: ``top left``, ``centre``, ``bottom``..."""
+    cy, cx = (top + size / 2) / height, (left + size / 2) / width
+    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else ""
+    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
+    return " ".join(w for w in (row, col) if w) or "centre"
+
+
+def _fmt_p(p: float) -> str:
+    """A probability with enough digits to tell it from 0 or 1 (thresholds can be 0.99996)."""
+    return f"{p:.3f}" if 0.001 <= p <= 0.999 else f"{p:.6f}"
+
+
+@dataclass(frozen=True)
 class CNNInput:
     """What the network needs from one image: its crops, cut in a worker, scored later in a batch.
 
     Attributes:
         crops: ``float32`` ``(N, S, S, 3)`` in ``[0, 1]``, N <= ``n_crops``.
-        boxes: Where each crop came from.
+        boxes: Where each crop came from (region coordinates).
         prep_s: Seconds spent choosing and cutting the crops.
+        origins: ``(top, left)`` of each crop in the whole image, or ``None``
+            when the image's region origins are not known.
+        image_size: ``(width, height)`` of the whole image, or ``None``.
     """
 
     crops: np.ndarray
     boxes: tuple[CropBox, ...]
     prep_s: float = 0.0
+    origins: tuple[tuple[int, int], ...] | None = None
+    image_size: tuple[int, int] | None = None
 
 
 class CNNDetector:
@@ -230,7 +310,15 @@ class CNNDetector:
                 time_s=time.perf_counter() - t0,
             )
         boxes = select_crops(image.regions, size=self.config.crop_size, k=self.config.n_crops)
-        return CNNInput(crop_pixels(image.regions, boxes), tuple(boxes), time.perf_counter() - t0)
+        at = [image.region_origin(b.region) for b in boxes]
+        origins = None if any(o is None for o in at) else tuple((o[0] + b.top, o[1] + b.left) for o, b in zip(at, boxes))  # type: ignore[index]
+        return CNNInput(
+            crop_pixels(image.regions, boxes),
+            tuple(boxes),
+            time.perf_counter() - t0,
+            origins=origins,
+            image_size=(image.width, image.height),
+        )
 
     # -- step 2: the network, batched across images --------------------------
 
@@ -281,7 +369,7 @@ class CNNDetector:
         for i, z in zip(todo, logits):
             inp = inputs[i]
             assert isinstance(inp, CNNInput)
-            out[i] = self._result(z, list(inp.boxes), inp.prep_s + per_image)
+            out[i] = self._result(z, list(inp.boxes), inp.prep_s + per_image, origins=inp.origins, image_size=inp.image_size)
         return out
 
     def crop_logits(self, image: LoadedImage) -> tuple[np.ndarray, list[CropBox]]:
@@ -299,10 +387,31 @@ class CNNDetector:
         """Score one image; images below ``MIN_SIDE`` on a side are not applicable."""
         return self.score_batch([self.prepare(image)])[0]
 
-    def _result(self, logits: np.ndarray, boxes: list[CropBox], time_s: float) -> DetectorResult:
+    def _result(
+        self,
+        logits: np.ndarray,
+        boxes: list[CropBox],
+        time_s: float,
+        *,
+        origins: Sequence[tuple[int, int]] | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> DetectorResult:
+        """The result of one image from its crop logits.
+
+        Evidence keys: ``backbone``, ``crop_size``, ``n_crops``, ``aggregation``,
+        ``logit`` (the aggregate), ``crop_logits`` (one per crop), ``crops``
+        (``[region, top, left]`` in region coordinates), ``crops_in_image``
+        (``[top, left]`` in the whole image; only when the region origins are
+        known), and the most AI-leaning crop: ``max_crop_index`` (into
+        ``crop_logits``), ``max_crop_logit`` and ``max_crop_p`` (its sigmoid).
+        The score is the sigmoid of the aggregate, never of the maximum.
+        """
         z = aggregate_logits(logits, self.config.aggregation)
         score = _sigmoid(z)
         n_ai = int((logits > 0).sum())
+        i_max = int(np.argmax(logits))
+        z_max = float(logits[i_max])
+        p_max = _sigmoid(z_max)
         evidence: dict[str, Any] = {
             "backbone": self.config.backbone,
             "crop_size": boxes[0].size,
@@ -312,13 +421,26 @@ class CNNDetector:
             "crop_logits": [round(float(v), 4) for v in logits],
             "crops": [[b.region, b.top, b.left] for b in boxes],
         }
+        if origins is not None:
+            evidence["crops_in_image"] = [[int(t), int(left)] for t, left in origins]
+        evidence.update(max_crop_index=i_max, max_crop_logit=round(z_max, 4), max_crop_p=round(p_max, 6))
         how = self.config.aggregation.replace("_", " ")
-        expl = (
-            (
-                f"CNN ({self.config.backbone}) on {len(boxes)} full-resolution {boxes[0].size}px crops chosen "
-                f"for texture: {n_ai} of {len(boxes)} lean AI; {how} logit {z:+.2f}."
-            ),
-        )
+        expl = [
+            f"CNN ({self.config.backbone}) on {len(boxes)} full-resolution {boxes[0].size}px crops chosen "
+            f"for texture: {n_ai} of {len(boxes)} lean AI; {how} logit {z:+.2f}."
+        ]
+        if len(boxes) > 1 and p_max >= self.threshold > score:
+            b = boxes[i_max]
+            if origins is not None and image_size is not None:
+                top, left = origins[i_max]
+                where = f"{_where(top, left, b.size, *image_size)} of the image, x {left}-{left + b.size}, y {top}-{top + b.size} px"
+            else:
+                where = f"region {b.region}, x {b.left}-{b.left + b.size}, y {b.top}-{b.top + b.size} px of that region"
+            expl.append(
+                f"Local evidence: crop {i_max + 1} of {len(boxes)} ({where}) is past the detector's threshold on its own "
+                f"(P(AI) {_fmt_p(p_max)}), but the {how} of the crops is not (P(AI) {_fmt_p(score)}). A locally edited "
+                f"image (inpainting, a pasted-in object) can look like this. The score stays the {how}."
+            )
         return DetectorResult(
             name=self.name,
             version=self.version,
@@ -326,7 +448,7 @@ class CNNDetector:
             score=min(max(score, 0.0), 1.0),
             threshold=self.threshold,
             evidence=evidence,
-            explanations=expl,
+            explanations=tuple(expl),
             time_s=time_s,
         )
 

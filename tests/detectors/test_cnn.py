@@ -289,3 +289,105 @@ def test_native_tiles_are_textured_crops_snapped_to_the_jpeg_grid() -> None:
         assert np.array_equal(t, region[top : top + 64, left : left + 64])
     with pytest.raises(ValueError, match="align"):
         native_tiles((region,), size=64, k=1, align=0)
+
+
+# ----------------------------------------------------------------------------- where the evidence is
+
+
+def _sig(z: float) -> float:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_evidence_reports_the_max_crop_beside_the_aggregate(tiny: CNNDetector) -> None:
+    res = tiny.analyze(_loaded(_img(200, 300)))
+    ev = res.evidence
+    z = np.asarray(ev["crop_logits"])
+    assert ev["max_crop_index"] == int(np.argmax(z)) and ev["max_crop_logit"] == z.max()
+    assert ev["max_crop_p"] == pytest.approx(_sig(z.max()), abs=1e-4)  # z is rounded to 4 decimals
+    # the score is still the aggregate (mean), not the max
+    assert res.score == pytest.approx(_sig(z.mean()), abs=1e-4)
+    # a whole image: image coordinates are the region coordinates
+    assert ev["crops_in_image"] == [[t, left] for _, t, left in ev["crops"]]
+    json.dumps(res.to_dict())
+
+
+def test_crops_in_image_add_the_region_origins(tiny: CNNDetector) -> None:
+    from dataclasses import replace
+
+    from detectors.cnn import crop_scores
+
+    regions = (_img(128, 128, seed=1), _img(128, 128, seed=2), _img(128, 128, seed=3))
+    origins = ((0, 0), (0, 5872), (3872, 2936))
+    img = replace(_loaded(regions, width=6000, height=4000), region_origins=origins)
+    ev = tiny.analyze(img).evidence
+    want = [[origins[r][0] + t, origins[r][1] + left] for r, t, left in ev["crops"]]
+    assert ev["crops_in_image"] == want
+    cs = crop_scores(ev)
+    assert [[c.top, c.left] for c in cs] == want and {c.size for c in cs} == {ev["crop_size"]}
+    assert [c.p for c in cs] == pytest.approx([_sig(z) for z in ev["crop_logits"]])
+    # without origins the crops cannot be placed: no crops_in_image, nothing to draw
+    ev2 = tiny.analyze(_loaded(regions, width=6000, height=4000)).evidence
+    assert "crops_in_image" not in ev2 and "max_crop_p" in ev2 and crop_scores(ev2) == ()
+
+
+def test_crop_scores_ignore_malformed_evidence() -> None:
+    from detectors.cnn import crop_scores
+
+    good = {"crop_logits": [0.0, 1.0], "crops_in_image": [[0, 0], [10, 20]], "crop_size": 64}
+    assert len(crop_scores(good)) == 2
+    for bad in (
+        {},
+        {**good, "crop_size": True},
+        {**good, "crops_in_image": [[0, 0]]},
+        {**good, "crop_logits": [0.0, float("nan")]},
+        {**good, "crop_logits": [0.0, "1"]},
+        {**good, "crops_in_image": [[0, 0], [-1, 2]]},
+        {**good, "crops_in_image": [[0, 0], [1.5, 2]]},
+    ):
+        assert crop_scores(bad) == ()
+
+
+class _BrightnessNet:  # a stand-in network: the logit rises with a crop's mean brightness
+    @staticmethod
+    def build():
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.zeros(()))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return 16.0 * (x.mean(dim=(1, 2, 3)) - 0.55) + 0 * self.w
+
+        return Net()
+
+
+def _patched_image() -> np.ndarray:
+    """A flat dark image with one bright textured 64 px patch at the top right (rows 32-96, cols 160-224)."""
+    rng = np.random.default_rng(0)
+    img = (0.3 + 0.01 * rng.standard_normal((256, 256, 3))).astype(np.float32)
+    img[32:96, 160:224] = np.clip(0.8 + 0.15 * rng.standard_normal((64, 64, 3)), 0, 1)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def test_local_evidence_is_explained_but_does_not_decide() -> None:
+    det = CNNDetector(model=_BrightnessNet.build(), config=tiny_model_config())
+    res = det.analyze(_loaded(_patched_image()))
+    ev = res.evidence
+    i = ev["max_crop_index"]
+    assert ev["crops_in_image"][i] == [32, 160]  # the bright patch
+    assert ev["max_crop_p"] >= det.threshold > res.score  # one crop past the threshold, the mean not
+    assert res.score == pytest.approx(_sig(np.mean(ev["crop_logits"])), abs=1e-4)
+    local = [e for e in res.explanations if e.startswith("Local evidence")]
+    assert len(local) == 1
+    assert f"crop {i + 1} of {ev['n_crops']}" in local[0] and "top right of the image, x 160-224, y 32-96 px" in local[0]
+    assert "The score stays the mean." in local[0]
+
+
+@pytest.mark.parametrize("shift", [-3.0, 3.0])
+def test_no_local_evidence_when_the_crops_agree(shift: float) -> None:
+    det = CNNDetector(model=_BrightnessNet.build(), config=tiny_model_config())
+    res = det._result(np.array([0.2, 0.4, 0.1, 0.3]) + shift, select_crops((_img(160, 160),), size=64, k=4), 0.0)
+    assert not any(e.startswith("Local evidence") for e in res.explanations)
+    assert len(res.explanations) == 1 and "crops_in_image" not in res.evidence
