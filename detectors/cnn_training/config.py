@@ -41,6 +41,16 @@ class AugmentConfig:
         jpeg_p: Probability of a JPEG re-save (else the pair stays lossless, as a PNG re-save).
         jpeg_quality: Quality range ``[lo, hi]`` in 1..100.
         texture_tries: Candidate positions per pair; the most textured is kept (>= 1).
+        sharpen_p: Probability of an unsharp mask (design-tool export, phone processing).
+        sharpen_radius: Its radius range in pixels.
+        sharpen_percent: Its strength range in percent.
+        reencode_p: Probability of a re-export before the final JPEG step, as one of
+            ``reencode_kinds`` (:data:`datasets.perturbations.REENCODINGS`).
+        reencode_kinds: The re-encodings drawn from.
+        reencode_quality: Their quality range ``[lo, hi]``.
+        real_only_p: Probability that the real member alone also gets one processing
+            step (a sharpen or a re-export drawn as above, always applied), so that
+            processed real photos are seen as real, not only as half of a processed pair.
     """
 
     resize_p: float = 0.5
@@ -51,8 +61,23 @@ class AugmentConfig:
     jpeg_p: float = 0.7
     jpeg_quality: tuple[int, int] = (30, 100)
     texture_tries: int = 3
+    sharpen_p: float = 0.0
+    sharpen_radius: tuple[float, float] = (0.5, 2.0)
+    sharpen_percent: tuple[int, int] = (30, 150)
+    reencode_p: float = 0.0
+    reencode_kinds: tuple[str, ...] = ("jpeg420", "jpeg444", "webp", "double_jpeg", "png")
+    reencode_quality: tuple[int, int] = (70, 95)
+    real_only_p: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sharpen_radius", tuple(float(v) for v in self.sharpen_radius))
+        object.__setattr__(self, "sharpen_percent", tuple(int(v) for v in self.sharpen_percent))
+        object.__setattr__(self, "reencode_kinds", tuple(self.reencode_kinds))
+        object.__setattr__(self, "reencode_quality", tuple(int(v) for v in self.reencode_quality))
+        for name in ("resize_p", "blur_p", "jpeg_p", "sharpen_p", "reencode_p", "real_only_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {v}")
         object.__setattr__(self, "resize_range", tuple(float(v) for v in self.resize_range))
         object.__setattr__(self, "interpolations", tuple(self.interpolations))
         object.__setattr__(self, "blur_sigma", tuple(float(v) for v in self.blur_sigma))
@@ -68,7 +93,10 @@ class DataConfig:
     Attributes:
         kind: ``manifest`` (real photos + generator fakes + manifest AI images)
             or ``synthetic`` (no files needed; for smoke runs and tests).
-        manifest: Dataset spec for :func:`datasets.samples.load_dataset`.
+        manifest: Dataset spec for :func:`datasets.samples.load_dataset`, or a list of
+            them (e.g. ``../shared/data`` and ``../shared/data2`` manifests), read in order.
+        exclude_families: AI families (:data:`datasets.samples.FAMILIES`) left out of
+            training, for leave-one-family-out runs; their real photos stay.
         split: The split whose images are trained on (``train``).
         val_fraction: Share of the split's images (by file-name hash) held out
             for checkpoint selection.
@@ -77,6 +105,8 @@ class DataConfig:
         tiles_per_ai_image: Most tiles per manifest AI image.
         aligned: Generator fakes to make from the real tiles, each
             ``{"mode": "reconstruct"}`` or ``{"mode": "regenerate", "strength": s, "steps": n}``,
+            or ``{"mode": "reconstruct", "decoder": name}`` for a round trip through one
+            decoder of the zoo (:data:`generators.zoo.DECODER_NAMES`: source ``reconstruct_<name>``),
             optionally with ``"tiles": k`` (only the k most textured tiles of each
             photo) and ``"crop": c`` (only a centred c x c window of each tile;
             both keep CPU generation affordable). The source is named after its mode.
@@ -97,7 +127,8 @@ class DataConfig:
     """
 
     kind: str = "manifest"
-    manifest: str = "../shared/data/manifest.json"
+    manifest: str | tuple[str, ...] = "../shared/data/manifest.json"
+    exclude_families: tuple[str, ...] = ()
     split: str = "train"
     val_fraction: float = 0.15
     tile_size: int = 384
@@ -115,6 +146,14 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aligned", tuple(dict(a) for a in self.aligned))
+        if not isinstance(self.manifest, str):
+            object.__setattr__(self, "manifest", tuple(str(m) for m in self.manifest))
+        object.__setattr__(self, "exclude_families", tuple(self.exclude_families))
+        from datasets.samples import FAMILIES
+
+        bad = [f for f in self.exclude_families if f not in FAMILIES]
+        if bad:
+            raise ValueError(f"data.exclude_families must be among {FAMILIES}, got {bad}")
         if self.kind not in ("manifest", "synthetic"):
             raise ValueError(f"data.kind must be 'manifest' or 'synthetic', got {self.kind!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -122,6 +161,11 @@ class DataConfig:
         for a in self.aligned:
             if a.get("mode") not in ("reconstruct", "regenerate"):
                 raise ValueError(f"data.aligned entries need mode reconstruct or regenerate, got {a}")
+            if "decoder" in a:
+                from generators.zoo import DECODER_NAMES
+
+                if a["mode"] != "reconstruct" or a["decoder"] not in DECODER_NAMES:
+                    raise ValueError(f"data.aligned: a decoder entry needs mode reconstruct and a decoder in {list(DECODER_NAMES)}, got {a}")
         if self.samples is not None:
             n, steps = int(self.samples.get("n", 0)), int(self.samples.get("steps", 50))
             if n < 1 or steps < 1:

@@ -36,7 +36,7 @@ def finalize(config: CNNTrainConfig, best_json: Path, *, log: Callable[[str], No
     Returns:
         The exported config path, or ``None`` when ``config.export`` is unset.
     """
-    from datasets.samples import load_dataset
+    from datasets.samples import load_datasets
     from detectors.cnn import CNNDetector
     from detectors.cnn_model import load_cnn, save_cnn
     from detectors.evaluation import perturb_bytes
@@ -51,7 +51,7 @@ def finalize(config: CNNTrainConfig, best_json: Path, *, log: Callable[[str], No
         perts = list(fin.get("perturbations", ["none", "jpeg95", "jpeg85", "jpeg75", "resize0.75"]))
         aggs = [a for a in fin.get("aggregations", list(AGGREGATIONS)) if a in AGGREGATIONS]
         target = float(fin.get("target_fpr", 0.01))
-        samples = [s for s in load_dataset(config.data.manifest) if s.split == split]
+        samples = load_datasets(config.data.manifest, split=split, exclude_families=config.data.exclude_families)
         if config.data.split == split:
             raise ValueError(f"finalize.split {split!r} is the training split; use a held-out one")
         det = CNNDetector(model=model, config=mcfg, device=config.schedule.device)

@@ -210,7 +210,7 @@ def train(
     """
     import torch
 
-    from detectors.cnn_model import build_model, save_cnn
+    from detectors.cnn_model import build_model, load_imagenet_backbone, save_cnn
 
     t_start = time.perf_counter()
     sched = config.schedule if steps is None else ScheduleConfig(**{**asdict(config.schedule), "steps": int(steps)})
@@ -219,7 +219,10 @@ def train(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     mcfg = config.model_config()
-    model = build_model(mcfg, seed=config.seed).to(device)
+    model = build_model(mcfg, seed=config.seed)
+    if mcfg.init == "imagenet" and not resume:
+        log(f"initial weights: ImageNet {mcfg.backbone} ({load_imagenet_backbone(model, mcfg)} tensors)")
+    model = model.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optim = torch.optim.AdamW(

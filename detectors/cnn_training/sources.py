@@ -144,11 +144,11 @@ def prepare_sources(
     if cfg.kind == "synthetic":
         return _synthetic_sources(cfg, np.random.default_rng([config.seed, 1]))
 
-    from datasets.samples import assign_split, load_dataset
+    from datasets.samples import assign_split, load_datasets
 
-    if not Path(cfg.manifest).exists():
-        raise FileNotFoundError(f"{cfg.manifest}: dataset not found")
-    samples = [s for s in load_dataset(cfg.manifest) if s.split == cfg.split]
+    samples = load_datasets(cfg.manifest, split=cfg.split, exclude_families=cfg.exclude_families)
+    if cfg.exclude_families:
+        log(f"left out of training: AI families {list(cfg.exclude_families)}")
     reals = sorted((s for s in samples if s.label == "real"), key=lambda s: s.path)
     ais = sorted((s for s in samples if s.label == "ai"), key=lambda s: s.path)
     if not reals:
@@ -191,13 +191,15 @@ def prepare_sources(
                     shutil.rmtree(d)
             index["generator_sha256"] = gen_sha
             index_path.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    decoders: dict[str, Any] = {}
     for spec in cfg.aligned:
         aspec = _aligned_spec(spec)
-        fname = aspec.name
+        dec_name = spec.get("decoder")
+        fname = f"reconstruct_{dec_name}" if dec_name else aspec.name
         n_tiles = int(spec.get("tiles", cfg.tiles_per_image))
         side = spec.get("crop")
         sub = fname + (f"_c{int(side)}" if side else "") + ("_jpeg" if cfg.match_jpeg else "")
-        srcs = {p: PairSource(spec["mode"], True, [], [], []) for p in ("fit", "val")}
+        srcs = {p: PairSource(f"reconstruct_{dec_name}" if dec_name else spec["mode"], True, [], [], []) for p in ("fit", "val")}
 
         def real_of(t: Path, side: int | None = side) -> np.ndarray:
             x = _read_png(t)
@@ -209,17 +211,26 @@ def prepare_sources(
 
         todo = [(stem, t) for stem, ts in real_tiles.items() for t in ts[:n_tiles] if not (cache / sub / t.name).is_file()]
         if todo:
-            pipe = pipe or _generator_pipeline(cfg.generator_weights, log)
+            if dec_name:
+                from generators.zoo import load_decoder
+
+                if dec_name not in decoders:
+                    decoders[dec_name] = load_decoder(dec_name, device="auto", weights_dir=cfg.generator_weights)
+            else:
+                pipe = pipe or _generator_pipeline(cfg.generator_weights, log)
             from generators.training_utils import torch_generator
 
             t0 = time.perf_counter()
             for n, (stem, t) in enumerate(todo, start=1):
                 x = real_of(t).astype(np.float32) / 255
-                g = None
-                if aspec.mode == "regenerate":
-                    seed = int.from_bytes(hashlib.sha256(t.name.encode()).digest()[:4], "little") + config.seed
-                    g = torch_generator(seed, pipe.models.device)
-                y = aligned_fake(pipe, x, aspec, generator=g)
+                if dec_name:  # the posterior's mode: deterministic
+                    y = decoders[dec_name].reconstruct(x).image
+                else:
+                    g = None
+                    if aspec.mode == "regenerate":
+                        seed = int.from_bytes(hashlib.sha256(t.name.encode()).digest()[:4], "little") + config.seed
+                        g = torch_generator(seed, pipe.models.device)
+                    y = aligned_fake(pipe, x, aspec, generator=g)
                 if cfg.match_jpeg and quality[stem] is not None:
                     y = jpeg_compress(y, int(quality[stem]))
                 _save_png(_to_u8(y), cache / sub / t.name)

