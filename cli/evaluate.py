@@ -371,8 +371,10 @@ def _stops_cleanly(note: str) -> Any:
 @click.option("--target-fpr", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True)
 @click.option("--target-miss", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "platt", "isotonic"]), default="auto", show_default=True)
-@click.option("--fusion", "fusion_rule", type=click.Choice(["auto", "logistic", "max"]), default="auto", show_default=True,
-              help="How pixel detectors combine: non-negative logistic weights, or the max of their calibrated logits.")
+@click.option("--fusion", "fusion_rule", type=click.Choice(["auto", "hinge", "max", "logistic"]), default="auto", show_default=True,
+              help="How pixel detectors combine: one-sided logistic (each detector only adds evidence of AI above its "
+                   "real-photo median), the max of their calibrated logits, or (on request only) two-sided logistic. "
+                   "auto chooses between hinge and max by validation log-loss.")
 @click.option("--fuse-on", type=click.Choice(["split", "all"]), default="split", show_default=True,
               help="Images that fit the weights between detectors: the split's own, or also the generated ones "
                    "(the CNN was trained on the bundled generator's reconstructions, which would favour it). "

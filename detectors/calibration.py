@@ -47,6 +47,7 @@ __all__ = [
     "Calibration",
     "CalibrationFit",
     "FusionRule",
+    "HingeFusion",
     "IdentityMap",
     "IsotonicMap",
     "LogisticFusion",
@@ -270,11 +271,62 @@ class MaxFusion:
         return f"max of the detectors' Platt-calibrated logits: {parts}"
 
 
-FusionRule = Union[LogisticFusion, MaxFusion]
+@dataclass(frozen=True)
+class HingeFusion:
+    """One-sided logistic fusion: ``z = bias + sum_k w_k max(0, logit(s_k) - c_k)``.
+
+    Each detector can only add evidence of AI, measured from its own centre
+    ``c_k`` (the median logit of the calibration reals it scored). A detector
+    that scores an image as *more* real than a typical real photo adds
+    nothing, so a detector whose evidence is inverted on some generator (it
+    ranks those images as more real than reals) cannot pull the verdict
+    towards ``likely_real``; ``likely_real`` then means that no detector has
+    evidence beyond what real photos show. A detector without a score adds nothing.
+
+    Attributes:
+        detectors: Fused detector names, in column order.
+        weights: One non-negative weight per detector.
+        centres: Per-detector logit ``c_k`` below which it adds nothing.
+        bias: Intercept (the fused logit of an image no detector finds suspicious).
+    """
+
+    detectors: tuple[str, ...]
+    weights: tuple[float, ...]
+    centres: tuple[float, ...]
+    bias: float
+    rule: ClassVar[str] = "hinge"
+
+    def __post_init__(self) -> None:
+        _check_lengths(self.detectors, weights=self.weights, centres=self.centres)
+        if any(w < 0 for w in self.weights):
+            raise ValueError(f"hinge fusion weights must be non-negative, got {self.weights}")
+
+    def features(self, scores: np.ndarray) -> np.ndarray:
+        """``(N, K)`` one-sided evidence ``max(0, logit(s_k) - c_k)``, 0 where a detector gave no score."""
+        scores = np.asarray(scores, dtype=np.float64)
+        z = np.where(~np.isnan(scores), _logit(scores), -np.inf)
+        return np.maximum(z - np.asarray(self.centres, dtype=np.float64), 0.0)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Fused logits ``(N,)``; ``scores`` as in :meth:`LogisticFusion.__call__`."""
+        return self.features(scores) @ np.asarray(self.weights, dtype=np.float64) + self.bias
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fusion`` block of the calibration file."""
+        return {"rule": self.rule, "detectors": list(self.detectors), "weights": list(self.weights),
+                "centres": list(self.centres), "bias": self.bias}  # fmt: skip
+
+    def describe(self) -> str:
+        """One line for calibration cards."""
+        parts = ", ".join(f"{n} {w:.3f} above {c:+.2f}" for n, w, c in zip(self.detectors, self.weights, self.centres))
+        return f"one-sided logistic fusion (each detector only adds evidence of AI above its real-photo median logit): {parts}; bias {self.bias:.3f}"
+
+
+FusionRule = Union[LogisticFusion, MaxFusion, HingeFusion]
 
 
 def fusion_from_dict(d: Mapping[str, Any]) -> FusionRule:
-    """Read a ``fusion`` block (``rule`` ``logistic``, the default when absent, or ``max``).
+    """Read a ``fusion`` block (``rule`` ``logistic``, the default when absent, ``max`` or ``hinge``).
 
     Raises:
         ValueError: On an unknown ``rule``, a missing field or mismatched lengths.
@@ -285,7 +337,9 @@ def fusion_from_dict(d: Mapping[str, Any]) -> FusionRule:
         return LogisticFusion(names, tuple(float(v) for v in d["weights"]), float(d["bias"]))
     if rule == "max":
         return MaxFusion(names, tuple(float(v) for v in d["weights"]), tuple(float(v) for v in d["biases"]))
-    raise ValueError(f"unknown fusion rule {rule!r}; allowed: logistic, max")
+    if rule == "hinge":
+        return HingeFusion(names, tuple(float(v) for v in d["weights"]), tuple(float(v) for v in d["centres"]), float(d["bias"]))
+    raise ValueError(f"unknown fusion rule {rule!r}; allowed: logistic, max, hinge")
 
 
 # ---------------------------------------------------------------------------
@@ -514,12 +568,22 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
     weight is dropped and the rest refitted until none is negative).
     ``max``: per detector, Platt scaling of its logit (a detector whose slope
     comes out negative is dropped); the fused logit is the largest.
+    ``hinge``: each detector's centre is the median logit of the reals it
+    scored; non-negative weights on the one-sided evidence, by the same active set.
     """
-    if rule not in ("logistic", "max"):
-        raise ValueError(f"rule must be 'logistic' or 'max', got {rule!r}")
+    if rule not in ("logistic", "max", "hinge"):
+        raise ValueError(f"rule must be 'logistic', 'max' or 'hinge', got {rule!r}")
     names = tuple(detectors)
     z = np.where(np.isnan(scores), 0.0, _logit(scores))
     k = z.shape[1]
+    if rule == "hinge":
+        centres = np.zeros(k)
+        for j in range(k):
+            m = ~np.isnan(scores[:, j]) & (y == 0)
+            centres[j] = float(np.median(_logit(scores[m, j]))) if m.any() else 0.0
+        feats = HingeFusion(names, (0.0,) * k, tuple(float(c) for c in centres), 0.0).features(scores)
+        w, bias = _nonnegative_logistic(feats, y, l2=l2)
+        return HingeFusion(names, tuple(float(v) for v in w), tuple(float(c) for c in centres), bias)
     if rule == "max":
         a, b = np.zeros(k), np.zeros(k)
         for j in range(k):
@@ -530,19 +594,29 @@ def _fit_fusion(scores: np.ndarray, y: np.ndarray, detectors: Sequence[str], *, 
         return MaxFusion(names, tuple(float(v) for v in a), tuple(float(v) for v in b))
     if k == 1:
         return LogisticFusion(names, (1.0,), 0.0)
+    w, bias = _nonnegative_logistic(z, y, l2=l2)
+    return LogisticFusion(names, tuple(float(v) for v in w), bias)
+
+
+def _nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float) -> tuple[np.ndarray, float]:
+    """Logistic regression with non-negative slopes by an active set: ``(weights (K,), bias)``.
+
+    The most negative slope is dropped and the rest refitted until none is negative.
+    """
+    k = x.shape[1]
     active = list(range(k))
     while True:
-        x = np.hstack([z[:, active], np.ones((len(z), 1))])
-        reg = np.full(x.shape[1], l2)
+        xa = np.hstack([x[:, active], np.ones((len(x), 1))])
+        reg = np.full(xa.shape[1], l2)
         reg[-1] = 0
-        beta = fit_logistic_regression(x, y, reg=reg, jitter=1e-9)
+        beta = fit_logistic_regression(xa, y, reg=reg, jitter=1e-9)
         worst = int(np.argmin(beta[:-1]))
         if beta[worst] >= 0 or len(active) == 1:
             break
         del active[worst]
     w = np.zeros(k)
     w[active] = np.maximum(beta[:-1], 0.0)
-    return LogisticFusion(names, tuple(float(v) for v in w), float(beta[-1]))
+    return w, float(beta[-1])
 
 
 def fit_calibration(
@@ -573,7 +647,9 @@ def fit_calibration(
         target_fpr: Target false-positive rate on reals for ``likely_ai``, in ``[0, 1)``.
         target_miss: Target miss rate on AI images for ``likely_real``, in ``[0, 1)``.
         method: ``"auto"`` (choose by validation log-loss), ``"platt"`` or ``"isotonic"``.
-        fusion_rule: ``"auto"`` (choose by validation log-loss), ``"logistic"`` or ``"max"``.
+        fusion_rule: ``"auto"`` (choose between ``hinge`` and ``max`` by validation
+            log-loss: neither lets one detector's low score pull the verdict
+            towards real), ``"hinge"``, ``"max"`` or ``"logistic"`` (two-sided: only on request).
         fusion_mask: ``(N,)`` bool; only these rows fit the fusion weights (default:
             all). The map and the thresholds always use every row. Used to keep
             images that some detector was trained on (the bundled generator's)
@@ -587,8 +663,8 @@ def fit_calibration(
     """
     if method not in ("auto", "platt", "isotonic"):
         raise ValueError(f"method must be 'auto', 'platt' or 'isotonic', got {method!r}")
-    if fusion_rule not in ("auto", "logistic", "max"):
-        raise ValueError(f"fusion_rule must be 'auto', 'logistic' or 'max', got {fusion_rule!r}")
+    if fusion_rule not in ("auto", "logistic", "max", "hinge"):
+        raise ValueError(f"fusion_rule must be 'auto', 'logistic', 'max' or 'hinge', got {fusion_rule!r}")
     scores = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != y.shape[0] or scores.shape[1] != len(detectors):
@@ -600,7 +676,7 @@ def fit_calibration(
     fm = np.ones(len(y), dtype=bool) if fusion_mask is None else np.asarray(fusion_mask, dtype=bool)
     if fm.shape != y.shape or len(set(y[fm & fit])) < 2:
         raise ValueError("fusion_mask must be (N,) and select real and AI rows in the fitting half")
-    rules = ("logistic", "max") if fusion_rule == "auto" else (fusion_rule,)
+    rules = ("hinge", "max") if fusion_rule == "auto" else (fusion_rule,)
     maps = ("platt", "isotonic") if method == "auto" else (method,)
     validation: dict[str, dict[str, float]] = {}
     for rule in rules:

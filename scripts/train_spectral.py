@@ -9,14 +9,24 @@ neither step sees. The verdict's thresholds are fitted separately by
 
 Bias control: every training view is a native-resolution crop (never a
 whole-image resize) followed by the *same* random perturbation distribution
-for both classes: resize 0.5-1.5 with random interpolation (p=0.3), blur
-(p=0.1) and JPEG quality 60-100 (p=0.8). Evaluation re-encodes both classes
-identically for each named perturbation.
+for both classes: resize 0.5-1.5 with random interpolation (p=0.3), unsharp
+mask (p=0.2), blur (p=0.1), a re-export as JPEG 4:2:0/4:4:4, WebP, double
+JPEG or PNG (p=0.25) and JPEG quality 60-100 (p=0.8). Evaluation re-encodes
+both classes identically for each named perturbation.
+
+Processing is not evidence: ``--real-processing-views N`` adds, per real
+training photo, N views through a random chain of
+:mod:`datasets.processing` (web resize + JPEG, design-tool export, upscale,
+unsharp mask, screenshot, WebP, double JPEG, social-media chain), labelled
+real. ``--extra-ai DIR`` adds aligned fakes (e.g. the decoder-zoo
+reconstructions of the training reals that ``detect train`` caches under
+``runs/cnn-data-v3/reconstruct_*``) as AI training images.
 
 Usage::
 
-    python scripts/train_spectral.py --data ../shared/data/manifest.json \\
-        --out detectors/weights/spectral_v1.json --card detectors/weights/SPECTRAL_MODEL_CARD.md
+    python scripts/train_spectral.py --data ../shared/data/manifest.json --data ../shared/data2/manifest.json \\
+        --real-processing-views 2 --extra-ai runs/cnn-data-v3/reconstruct_f8c4_c256_jpeg ... \\
+        --version spectral-v2 --out detectors/weights/spectral_v2.json --card detectors/weights/SPECTRAL_MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -32,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.perturbations import Compose, GaussianBlur, Jpeg, RandomCrop, RandomResize, named_perturbation
-from datasets.samples import Sample, load_dataset
+from datasets.perturbations import Compose, GaussianBlur, Jpeg, RandomCrop, RandomResize, Reencode, Sharpen, named_perturbation
+from datasets.processing import apply_chain, chain_names
+from datasets.samples import Sample, family_of, load_datasets
 from detectors.calibration import thresholds_for
 from detectors.metrics import binary_metrics
 from detectors.spectral import MIN_SIDE, extract_spectral_features, fit_logistic
@@ -43,7 +54,9 @@ TRAIN_AUG = Compose(
     (
         RandomCrop(512),
         RandomResize(0.5, 1.5, p=0.3),
+        Sharpen(p=0.2),
         GaussianBlur(0.2, 1.0, p=0.1),
+        Reencode(p=0.25),
         Jpeg(60, 100, p=0.8),
     )
 )
@@ -57,6 +70,7 @@ class Job:
     kind: str  # "train" or a perturbation name
     views: int
     seed: int
+    processed_views: int = 0
 
 
 def _run(job: Job) -> list[np.ndarray]:
@@ -72,6 +86,20 @@ def _run(job: Job) -> list[np.ndarray]:
             view = TRAIN_AUG(img.regions[0], rng)
             if min(view.shape[:2]) >= MIN_SIDE:
                 out.append(extract_spectral_features((view,)).values)
+        if job.processed_views and job.sample.label == "real":
+            import io
+
+            from PIL import Image
+
+            names = chain_names()
+            base = Image.fromarray((np.clip(img.regions[0], 0, 1) * 255 + 0.5).astype(np.uint8))
+            for _ in range(job.processed_views):
+                done = apply_chain(base, names[int(rng.integers(len(names)))])
+                with Image.open(io.BytesIO(done.data)) as im:
+                    arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+                view = RandomCrop(512)(arr, rng)
+                if min(view.shape[:2]) >= MIN_SIDE:
+                    out.append(extract_spectral_features((view,)).values)
     else:
         regions = tuple(named_perturbation(job.kind, r) for r in img.regions)
         if min(min(r.shape[:2]) for r in regions) >= MIN_SIDE:
@@ -79,8 +107,8 @@ def _run(job: Job) -> list[np.ndarray]:
     return out
 
 
-def _features(samples: list[Sample], kind: str, *, views: int, seed: int, workers: int) -> tuple[np.ndarray, list[Sample]]:
-    jobs = [Job(s, kind, views, seed * 100003 + i) for i, s in enumerate(samples)]
+def _features(samples: list[Sample], kind: str, *, views: int, seed: int, workers: int, processed_views: int = 0) -> tuple[np.ndarray, list[Sample]]:
+    jobs = [Job(s, kind, views, seed * 100003 + i, processed_views) for i, s in enumerate(samples)]
     xs, owners = [], []
     with ProcessPoolExecutor(max_workers=workers) as ex:
         for s, feats in zip(samples, ex.map(_run, jobs, chunksize=2)):
@@ -92,7 +120,12 @@ def _features(samples: list[Sample], kind: str, *, views: int, seed: int, worker
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data/manifest.json")
+    ap.add_argument("--data", action="append", help="manifest (repeatable; default ../shared/data/manifest.json)")
+    ap.add_argument("--extra-ai", action="append", default=[], help="folder of aligned fakes of TRAIN-split reals (repeatable)")
+    ap.add_argument("--aligned-real-dir", help="folder of the real tiles the --extra-ai fakes were made from (same file names); "
+                    "each is cut to its fake's centred window and added as a real, so both classes have the same sizes")
+    ap.add_argument("--real-processing-views", type=int, default=0, help="extra processing-chain views per real training photo")
+    ap.add_argument("--version", default="spectral-v1")
     ap.add_argument("--out", default="detectors/weights/spectral_v1.json")
     ap.add_argument("--card", default="detectors/weights/SPECTRAL_MODEL_CARD.md")
     ap.add_argument("--views", type=int, default=6, help="augmented crops per training image")
@@ -104,13 +137,39 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t_start = time.time()
 
-    samples = load_dataset(args.data)
+    args.data = args.data or ["../shared/data/manifest.json"]
+    samples = load_datasets(args.data)
     by_split = {k: [s for s in samples if s.split == k] for k in ("train", "calib", "test")}
+    paired: set[str] = set()
+    for d in args.extra_ai:
+        extra = sorted(Path(d).glob("*.png"))
+        by_split["train"] += [Sample(path=str(p), label="ai", generator=f"aligned:{Path(d).name}", split="train") for p in extra]
+        print(f"train: +{len(extra)} aligned fakes from {d}", file=sys.stderr)
+        if args.aligned_real_dir:
+            from PIL import Image
+
+            crops = Path("runs/spectral-aligned-reals")
+            crops.mkdir(parents=True, exist_ok=True)
+            for f in extra:
+                if f.name in paired or not (Path(args.aligned_real_dir) / f.name).is_file():
+                    continue
+                with Image.open(f) as fim, Image.open(Path(args.aligned_real_dir) / f.name) as rim:
+                    side_h, side_w = fim.size[1], fim.size[0]
+                    r = np.asarray(rim.convert("RGB"))
+                # the window rule of detectors.cnn_training.sources (centred, snapped to the 8x8 grid)
+                top, left = (r.shape[0] - side_h) // 2 // 8 * 8, (r.shape[1] - side_w) // 2 // 8 * 8
+                Image.fromarray(r[top : top + side_h, left : left + side_w]).save(crops / f.name)
+                paired.add(f.name)
+    if paired:
+        crops = Path("runs/spectral-aligned-reals")
+        by_split["train"] += [Sample(path=str(crops / n), label="real", split="train") for n in sorted(paired)]
+        print(f"train: +{len(paired)} aligned real windows from {args.aligned_real_dir}", file=sys.stderr)
     for k, v in by_split.items():
         print(f"{k}: {sum(s.label == 'real' for s in v)} real, {sum(s.label == 'ai' for s in v)} ai", file=sys.stderr)
 
     # 1. fit on train views
-    x_tr, own_tr = _features(by_split["train"], "train", views=args.views, seed=args.seed, workers=args.workers)
+    x_tr, own_tr = _features(by_split["train"], "train", views=args.views, seed=args.seed, workers=args.workers,
+                             processed_views=args.real_processing_views)  # fmt: skip
     y_tr = np.array([s.label == "ai" for s in own_tr], dtype=float)
     w = np.where(y_tr == 1, 0.5 / max(y_tr.mean(), 1e-9), 0.5 / max(1 - y_tr.mean(), 1e-9))
     model = fit_logistic(x_tr, y_tr, l2=args.l2, sample_weight=w)
@@ -137,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         y = np.array([s.label == "ai" for s in own], dtype=int)
         gens = np.array([s.generator or "real" for s in own])
         entry = {"all": binary_metrics(y, p, threshold=t_ai).to_dict()}
+        fams = np.array([family_of(s.generator) or "real" for s in own])
+        for f in sorted(set(fams[y == 1])):
+            m = (y == 0) | (fams == f)
+            entry[f"family:{f}"] = binary_metrics(y[m], p[m], threshold=t_ai).to_dict()
         for g in sorted(set(gens[y == 1])):
             m = (y == 0) | (gens == g)
             entry[g] = binary_metrics(y[m], p[m], threshold=t_ai).to_dict()
@@ -149,13 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     meta = {
-        "version": "spectral-v1",
+        "version": args.version,
         # rounded away from the reals / AI images so the stored thresholds keep the rule
         "threshold_likely_ai": math.ceil(t_ai * 1e6) / 1e6 if math.ceil(t_ai * 1e6) / 1e6 >= t_ai else t_ai,
         "threshold_likely_real": math.floor(t_real * 1e6) / 1e6 if math.floor(t_real * 1e6) / 1e6 <= t_real else t_real,
         "target_fpr": args.target_fpr,
         "target_miss": args.target_miss,
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
+        "extra_ai": list(args.extra_ai),
+        "real_processing_views": args.real_processing_views,
         "splits": {k: {"real": sum(s.label == "real" for s in v), "ai": sum(s.label == "ai" for s in v)} for k, v in by_split.items()},
         "train_views": int(len(y_tr)),
         "command": "python scripts/train_spectral.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -172,14 +237,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _card(meta: dict) -> str:
     lines = [
-        "# Model card: spectral detector `spectral-v1`",
+        f"# Model card: spectral detector `{meta['version']}`",
         "",
         "Logistic regression on 29 residual-spectrum features (periodic peak contrasts at periods 2/4/8/16 of",
         "the cross-difference and Laplacian residuals, plus the Laplacian spectrum's radial shape), after",
-        "Synthbuster (Bammey 2023) and Corvi et al. 2023. Weights: `spectral_v1.json` (plain JSON, no pickle).",
+        "Synthbuster (Bammey 2023) and Corvi et al. 2023. Weights: plain JSON, no pickle.",
         "",
         "## Data",
-        f"- `{meta['data']}`: the shared development set (97 camera photos; 133 Stable Diffusion family images).",
+        f"- Manifests: {', '.join(f'`{d}`' for d in meta['data'])} (data: camera photos and Stable Diffusion family;",
+        "  data2: GAN/CNN-generator thumbnails with their real counterparts, Kandinsky, PixArt-alpha, LDM, SDXL, PNG/TIFF reals).",
+        f"- Aligned fakes of training reals: {', '.join(f'`{d}`' for d in meta['extra_ai']) or 'none'}.",
+        f"- Processing-chain views per real training photo (labelled real): {meta['real_processing_views']}.",
         "- Splits by hash of the file name (salt `aidetect-v1`), train/calib/test = 60/20/20:",
         "",
         "| split | real | ai |",
@@ -214,7 +282,7 @@ def _card(meta: dict) -> str:
         "",
         "## Limits",
         "- Tiny test split (see counts): a single image moves FPR by several points; treat the figures as rough.",
-        "- All AI images are Stable Diffusion family; nothing here measures other generators.",
+        "- Families: SD, GAN and Kandinsky/PixArt/LDM only; the `family:*` rows are on very few test images.",
         "- The real photos are camera JPEGs and the AI images mostly PNGs. Training re-encodes both classes alike,",
         "  but the reals still carry an earlier JPEG history the AI images lack; compare the `none` and `jpeg*`",
         "  rows to see how much the score depends on compression history.",

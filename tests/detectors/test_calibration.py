@@ -43,7 +43,7 @@ def test_calibration_reaches_target_fpr_on_fresh_synthetic_scores() -> None:
     fpr = (fused[y2 == 0] >= cal.likely_ai).mean()
     miss = (fused[y2 == 1] <= cal.likely_real).mean()
     assert fpr <= 0.02 and miss <= 0.08
-    assert set(fit.validation) == {"logistic+platt", "logistic+isotonic", "max+platt", "max+isotonic"}
+    assert set(fit.validation) == {"hinge+platt", "hinge+isotonic", "max+platt", "max+isotonic"}
     assert fit.chosen in fit.validation
 
 
@@ -268,3 +268,28 @@ def test_score_rows_tell_pixel_from_provenance_by_registered_kind() -> None:
     assert (rows["spectral"].score, rows["spectral"].threshold) == (0.8, None)
     assert rows["c2pa"].score == 1.0 and rows["c2pa"].threshold == 0.5
     assert rows["exif"].score == 0.0 and rows["fused"].threshold == 0.75
+
+
+def test_hinge_fusion_never_lets_a_low_score_pull_towards_real() -> None:
+    """A detector that ranks AI images as more real than reals adds nothing under the auto fusion rules."""
+    from detectors.calibration import HingeFusion, fit_calibration, fusion_from_dict
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.r_[np.zeros(n), np.ones(n)]
+    good = np.clip(np.r_[rng.beta(2, 5, n), rng.beta(5, 2, n)], 1e-4, 1 - 1e-4)
+    inverted = np.clip(np.r_[rng.beta(5, 5, n), rng.beta(2, 8, n)], 1e-4, 1 - 1e-4)  # AI looks *more* real
+    scores = np.c_[good, inverted]
+    val = np.arange(2 * n) % 2 == 1
+    fit = fit_calibration(scores, y, detectors=("a", "b"), validation_mask=val, file_hashes=["x"], fusion_rule="hinge")
+    fusion = fit.calibration.fusion
+    assert isinstance(fusion, HingeFusion) and min(fusion.weights) >= 0
+    row = np.array([[0.9, 0.5]])
+    lowered = np.array([[0.9, 1e-4]])  # the second detector now says "very real"
+    assert fusion(lowered)[0] == pytest.approx(fusion(row)[0]) or fusion(lowered)[0] >= fusion(row)[0]
+    assert fusion(np.array([[0.9, np.nan]]))[0] <= fusion(row)[0] + 1e-12
+    assert fusion_from_dict(fusion.to_dict()) == fusion
+    auto = fit_calibration(scores, y, detectors=("a", "b"), validation_mask=val, file_hashes=["x"])
+    assert auto.chosen.split("+")[0] in ("hinge", "max") and "logistic+platt" not in auto.validation
+    with pytest.raises(ValueError, match="non-negative"):
+        HingeFusion(("a",), (-1.0,), (0.0,), 0.0)
