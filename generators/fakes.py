@@ -39,7 +39,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from generators.models import GeneratorModels
     from generators.pipeline import LatentDiffusionPipeline
 
-__all__ = ["AlignedSpec", "FakeSet", "PhotoTiles", "aligned_fake", "generator_pipeline", "make_calibration_fakes", "photo_tiles"]
+__all__ = [
+    "AlignedSpec",
+    "FakeSet",
+    "PhotoTiles",
+    "aligned_fake",
+    "generator_pipeline",
+    "make_calibration_fakes",
+    "match_low_frequency_colour",
+    "photo_tiles",
+]
 
 #: JPEG quality used when no calibration real photo is a JPEG.
 DEFAULT_QUALITY = 92
@@ -101,6 +110,49 @@ class PhotoTiles:
 
     tiles: list[np.ndarray]
     quality: int | None
+
+
+def match_low_frequency_colour(fake: np.ndarray, real: np.ndarray, *, sigma: float = 4.0) -> np.ndarray:
+    """Give an aligned fake its real photo's low-frequency chroma, keeping the fake's fine detail.
+
+    The bundled f=8 autoencoders desaturate (median HSV saturation of their
+    reconstructions 0.16-0.17 against 0.26 for the photos they reconstruct)
+    and shift hues. Left alone, a detector trained on them learns "grey means
+    AI", which would flag dull real photos. In YCbCr (ITU-R BT.601), the
+    fake's chroma is replaced below the scale ``sigma`` by the real's:
+    ``C = C_fake - G(C_fake) + G(C_real)`` with a Gaussian ``G`` of ``sigma``
+    pixels. Luma is untouched. With ``sigma = 4`` the Gaussian passes
+    ``exp(-2 pi^2 sigma^2 f^2)`` = 0.7% of the amplitude at ``f = 1/8``
+    cycles per pixel, so the decoder's period-8 (and finer) traces stay the
+    fake's own.
+
+    Args:
+        fake: ``(H, W, 3)`` ``uint8`` or float in ``[0, 1]``; an aligned version of ``real``.
+        real: The same shape and dtype kind.
+        sigma: Gaussian scale in pixels, in ``(0, 64]``.
+
+    Returns:
+        ``float32`` ``(H, W, 3)`` in ``[0, 1]``. Neither input is modified.
+
+    Raises:
+        ValueError: If the shapes differ or ``sigma`` is out of range.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if fake.shape != real.shape or fake.ndim != 3 or fake.shape[2] != 3:
+        raise ValueError(f"fake and real must be equal (H, W, 3) arrays, got {fake.shape} and {real.shape}")
+    if not 0 < sigma <= 64:
+        raise ValueError(f"sigma must be in (0, 64], got {sigma}")
+
+    def as_float(x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+    f, r = as_float(fake), as_float(real)
+    m = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
+    fy, ry = f @ m.T, r @ m.T
+    for c in (1, 2):
+        fy[..., c] = fy[..., c] - gaussian_filter(fy[..., c], sigma, mode="reflect") + gaussian_filter(ry[..., c], sigma, mode="reflect")
+    return np.clip(fy @ np.linalg.inv(m).T.astype(np.float32), 0.0, 1.0).astype(np.float32)
 
 
 def photo_tiles(path: str | os.PathLike[str], *, size: int, k: int, align: int = 8, min_side: int = 8) -> PhotoTiles:

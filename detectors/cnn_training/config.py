@@ -114,6 +114,9 @@ class DataConfig:
             quality, on the same 8x8 grid, and each PNG AI image at the quality of
             a real photo picked by hash, so that "has a JPEG history" cannot
             separate the classes.
+        match_colour: Give each zoo reconstruction its real tile's low-frequency chroma
+            (:func:`generators.fakes.match_low_frequency_colour`), so that the f=8 decoders'
+            desaturation cannot teach "grey means AI"; fine detail and decoder traces stay.
         shared_ai: Use the manifest's AI images of ``split`` as unpaired fakes.
         samples: Fresh samples from noise by the bundled generator, as unpaired
             fakes: ``{"n": count, "size": side, "steps": DDIM steps}`` (``None``: none).
@@ -136,6 +139,7 @@ class DataConfig:
     tiles_per_ai_image: int = 4
     aligned: tuple[dict[str, Any], ...] = ({"mode": "reconstruct"},)
     match_jpeg: bool = True
+    match_colour: bool = False
     shared_ai: bool = True
     samples: dict[str, Any] | None = None
     mix: dict[str, float] = field(default_factory=dict)

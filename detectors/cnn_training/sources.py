@@ -34,7 +34,7 @@ import numpy as np
 
 from datasets.perturbations import jpeg_compress, resize
 from detectors.cnn_training.config import CNNTrainConfig, DataConfig
-from generators.fakes import AlignedSpec, aligned_fake, generator_pipeline, photo_tiles
+from generators.fakes import AlignedSpec, aligned_fake, generator_pipeline, match_low_frequency_colour, photo_tiles
 
 __all__ = ["PairSource", "prepare_sources"]
 
@@ -240,8 +240,11 @@ def prepare_sources(
             stem = Path(s.path).stem
             src = srcs[part(s.path)]
             for t in real_tiles[stem][:n_tiles]:
-                src.reals.append(real_of(t))
-                src.fakes.append(_read_png(cache / sub / t.name))
+                real, fake = real_of(t), _read_png(cache / sub / t.name)
+                if cfg.match_colour and dec_name:
+                    fake = _to_u8(match_low_frequency_colour(fake, real))
+                src.reals.append(real)
+                src.fakes.append(fake)
                 src.groups.append(stem)
         fit_sources.append(srcs["fit"])
         if srcs["val"].fakes:

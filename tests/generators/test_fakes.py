@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -63,3 +64,25 @@ def test_same_seed_same_samples(weights: Path, tmp_path: Path) -> None:
 def test_bad_arguments(weights: Path, tmp_path: Path, kw: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kw))):
         make_calibration_fakes([], tmp_path, weights=str(weights), device="cpu", **kw)
+
+
+def test_match_low_frequency_colour_restores_chroma_and_keeps_fine_luma() -> None:
+    from generators.fakes import match_low_frequency_colour
+
+    rng = np.random.default_rng(0)
+    real = np.clip(rng.random((64, 64, 3)) * 0.3 + np.array([0.6, 0.3, 0.1]), 0, 1).astype(np.float32)
+    grey = real.mean(axis=2, keepdims=True)
+    fake = np.clip(grey + 0.3 * (real - grey), 0, 1).astype(np.float32)  # desaturated
+    fake[::8, :, :] += 0.05  # a period-8 luma trace
+    fake = np.clip(fake, 0, 1)
+    before = fake.copy()
+    out = match_low_frequency_colour(fake, real)
+    np.testing.assert_array_equal(fake, before)
+    assert out.shape == fake.shape and out.dtype == np.float32
+    assert np.abs(out.mean((0, 1)) - real.mean((0, 1))).max() < 0.02 < np.abs(fake.mean((0, 1)) - real.mean((0, 1))).max()
+    luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    np.testing.assert_allclose(out @ luma, fake @ luma, atol=0.02)  # luma (and its trace) kept
+    with pytest.raises(ValueError, match="equal"):
+        match_low_frequency_colour(fake, real[:32])
+    with pytest.raises(ValueError, match="sigma"):
+        match_low_frequency_colour(fake, real, sigma=0)
