@@ -18,10 +18,10 @@ Method:
 * **Where the evidence is.** The evidence keeps every crop's logit and place,
   and the most AI-leaning crop beside the aggregate (``max_crop_*``). An
   inpainted or pasted-in region is local evidence that a mean over crops
-  hides, so when that crop alone is past the detector's threshold and the
-  aggregate is not, an explanation names the crop. It is reported, it does
-  not decide: the score stays the aggregate (a maximum over crops would have
-  a higher false-positive rate at the same threshold).
+  hides, so when that crop alone is past the detector's threshold while the
+  aggregate leans real (P(AI) < 0.5), an explanation names the crop. It is
+  reported, it does not decide: the score stays the aggregate (a maximum over
+  crops would have a higher false-positive rate at the same threshold).
 * **Aligned training** (see :mod:`detectors.cnn_training`): the fakes are the
   bundled generator's reconstructions and regenerations of the very photos
   used as reals, and both members of a pair get the same augmentation draws,
@@ -186,7 +186,9 @@ def _where(top: int, left: int, size: int, width: int, height: int) -> str:
 
 def _fmt_p(p: float) -> str:
     """A probability with enough digits to tell it from 0 or 1 (thresholds can be 0.99996)."""
-    return f"{p:.3f}" if 0.001 <= p <= 0.999 else f"{p:.6f}"
+    if 0.001 <= p <= 0.999:
+        return f"{p:.3f}"
+    return "> 0.999999" if p >= 0.9999995 else "< 0.000001" if p < 5e-7 else f"{p:.6f}"
 
 
 @dataclass(frozen=True)
@@ -429,7 +431,7 @@ class CNNDetector:
             f"CNN ({self.config.backbone}) on {len(boxes)} full-resolution {boxes[0].size}px crops chosen "
             f"for texture: {n_ai} of {len(boxes)} lean AI; {how} logit {z:+.2f}."
         ]
-        if len(boxes) > 1 and p_max >= self.threshold > score:
+        if len(boxes) > 1 and p_max >= self.threshold and score < min(0.5, self.threshold):
             b = boxes[i_max]
             if origins is not None and image_size is not None:
                 top, left = origins[i_max]
@@ -438,7 +440,7 @@ class CNNDetector:
                 where = f"region {b.region}, x {b.left}-{b.left + b.size}, y {b.top}-{b.top + b.size} px of that region"
             expl.append(
                 f"Local evidence: crop {i_max + 1} of {len(boxes)} ({where}) is past the detector's threshold on its own "
-                f"(P(AI) {_fmt_p(p_max)}), but the {how} of the crops is not (P(AI) {_fmt_p(score)}). A locally edited "
+                f"(P(AI) {_fmt_p(p_max)}), but the {how} of the crops leans real (P(AI) {_fmt_p(score)}). A locally edited "
                 f"image (inpainting, a pasted-in object) can look like this. The score stays the {how}."
             )
         return DetectorResult(

@@ -385,9 +385,22 @@ def test_local_evidence_is_explained_but_does_not_decide() -> None:
     assert "The score stays the mean." in local[0]
 
 
-@pytest.mark.parametrize("shift", [-3.0, 3.0])
-def test_no_local_evidence_when_the_crops_agree(shift: float) -> None:
-    det = CNNDetector(model=_BrightnessNet.build(), config=tiny_model_config())
-    res = det._result(np.array([0.2, 0.4, 0.1, 0.3]) + shift, select_crops((_img(160, 160),), size=64, k=4), 0.0)
-    assert not any(e.startswith("Local evidence") for e in res.explanations)
-    assert len(res.explanations) == 1 and "crops_in_image" not in res.evidence
+@pytest.mark.parametrize(
+    ("logits", "threshold", "local"),
+    [
+        ([-2.8, -2.6, -2.9, -2.7], 0.5, False),  # all lean real
+        ([3.2, 3.4, 3.1, 3.3], 0.5, False),  # all lean AI: the mean is past the threshold too
+        ([3.0, 1.5, 1.0, 1.0], 0.9, False),  # the max is past 0.9, the mean (0.84) is not, but it leans AI
+        ([3.0, -1.5, -1.0, -1.0], 0.9, True),  # the max is past 0.9, the mean leans real
+    ],
+)
+def test_local_evidence_needs_one_crop_past_the_threshold_and_a_mean_that_leans_real(
+    logits: list[float], threshold: float, local: bool
+) -> None:
+    det = CNNDetector(model=_BrightnessNet.build(), config=tiny_model_config(), threshold=threshold)
+    res = det._result(np.array(logits), select_crops((_img(160, 160),), size=64, k=4), 0.0)
+    assert any(e.startswith("Local evidence") for e in res.explanations) is local
+    assert len(res.explanations) == 1 + local and "crops_in_image" not in res.evidence
+    assert res.score == pytest.approx(_sig(np.mean(logits)))
+    if local:  # no image positions: the crop is named in its region
+        assert "region 0, x " in res.explanations[1] and "of that region" in res.explanations[1]
