@@ -204,7 +204,10 @@ def cnn_crop_map(evidence: Mapping[str, Any], thumbnail: np.ndarray | None, *, i
 
 
 def _fmt_p(p: float) -> str:
-    return f"{p:.3f}" if 0.001 <= p <= 0.999 else f"{p:.6f}"
+    """As the CNN's explanations write P(AI): enough digits to tell it from 0 or 1 (thresholds can be 0.99996)."""
+    if 0.001 <= p <= 0.999:
+        return f"{p:.3f}"
+    return "> 0.999999" if p >= 0.9999995 else "< 0.000001" if p < 5e-7 else f"{p:.6f}"
 
 
 def max_crop_text(evidence: Mapping[str, Any]) -> str | None:

@@ -182,5 +182,6 @@ def test_max_crop_text() -> None:
     no_place = {k: v for k, v in ev.items() if k != "crops_in_image"}
     assert "at x 160-256, y 32-128 px of region 0;" in max_crop_text(no_place)
     assert "P(AI) 0.999990" in max_crop_text({**ev, "max_crop_p": 0.99999})
+    assert "P(AI) > 0.999999" in max_crop_text({**ev, "max_crop_p": 1.0})
     for bad in ({}, {**ev, "max_crop_index": 8}, {**ev, "max_crop_p": "0.9"}, {**ev, "max_crop_logit": float("inf")}):
         assert max_crop_text(bad) is None
