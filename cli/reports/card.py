@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from cli.crop_map import cnn_crop_map, max_crop_text
 from cli.render import crop_center, fit_long_side, jpeg_data_uri, png_data_uri
 from cli.reports.formatting import sanitize
 from detectors.base import DetectorResult
 from detectors.record import LABELS, ImageRecord, Visuals
 
 __all__ = [
+    "CROP_MAP_CAPTION",
     "LABEL_TEXT",
     "MAX_EVIDENCE_THUMBNAIL",
     "THUMBNAIL_SIDE",
@@ -52,6 +54,8 @@ LABEL_TEXT: dict[str, str] = {
 }
 #: Long side, in pixels, of the card's thumbnail.
 THUMBNAIL_SIDE = 256
+#: Caption (and alt text) of the CNN's per-crop heatmap.
+CROP_MAP_CAPTION = "CNN crop scores (red = leans AI)"
 #: Largest embedded provenance thumbnail (characters of the data URI).
 MAX_EVIDENCE_THUMBNAIL = 90 * 1024
 _EVIDENCE_THUMB_RE = re.compile(r"data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]+")
@@ -87,8 +91,8 @@ class Figure:
     """One image on the card; its ``data:`` URI is ``CardView.images[key]``.
 
     Attributes:
-        key: Image key (``t`` thumbnail, ``r`` residual, ``s`` spectrum).
-        kind: ``thumbnail``, ``residual`` or ``spectrum``.
+        key: Image key (``t`` thumbnail, ``c`` CNN crop map, ``r`` residual, ``s`` spectrum).
+        kind: ``thumbnail``, ``crops``, ``residual`` or ``spectrum``.
         caption: Caption text.
         w: Display width in pixels.
         h: Display height in pixels.
@@ -390,6 +394,10 @@ def _provenance(det: DetectorResult, thumb_key: str | None) -> ProvenancePanel |
 
 def _detector_row(det: DetectorResult) -> DetectorRow:
     score, thr = num(det.score), num(det.threshold)
+    explanations = tuple(str(e) for e in det.explanations)
+    line = max_crop_text(det.evidence) if det.status == "ok" else None
+    if line is not None:
+        explanations += (line,)
     return DetectorRow(
         name=str(det.name),
         version=fmt_value(det.version),
@@ -401,7 +409,7 @@ def _detector_row(det: DetectorResult) -> DetectorRow:
         claim=str(det.claim or "none"),
         strength=str(det.strength or "none"),
         message=det.message if isinstance(det.message, str) else None,
-        explanations=tuple(str(e) for e in det.explanations),
+        explanations=explanations,
         time=fmt_value(num(det.time_s)),
         evidence=_evidence_json(det.evidence),
     )
@@ -455,6 +463,26 @@ def _figures(visuals: Visuals | None, max_side: int) -> tuple[dict[str, str], li
     return uris, figs
 
 
+def _crop_map_figure(rec: ImageRecord, visuals: Visuals | None) -> tuple[str, Figure] | None:
+    """The CNN's per-crop heatmap on the thumbnail (data URI and figure), or ``None`` when the CNN did not place crops."""
+    thumb = None if visuals is None else visuals.thumbnail
+    w, h = num(rec.file.width), num(rec.file.height)
+    if thumb is None or w is None or h is None:
+        return None
+    for det in rec.detectors:
+        if det.status != "ok":
+            continue
+        try:
+            arr = cnn_crop_map(det.evidence, np.asarray(thumb), image_size=(int(w), int(h)))
+            if arr is None:
+                continue
+            uri = jpeg_data_uri(arr, quality=85)
+        except (TypeError, ValueError, OSError):
+            continue
+        return uri, Figure(key="c", kind="crops", caption=CROP_MAP_CAPTION, w=int(arr.shape[1]), h=int(arr.shape[0]))
+    return None
+
+
 # --------------------------------------------------------------------------- #
 # card_view
 # --------------------------------------------------------------------------- #
@@ -487,6 +515,10 @@ def card_view(
     rec = ImageRecord.from_json(sanitize(record, display=True))
     f, cal = rec.file, rec.calibration or {}
     uris, figs = _figures(visuals, max(16, int(visual_max_side)))
+    crop_map = _crop_map_figure(rec, visuals)
+    if crop_map is not None:  # beside the thumbnail it is drawn on
+        uris["c"] = crop_map[0]
+        figs.insert(sum(fig.key == "t" for fig in figs), crop_map[1])
 
     provenance: list[ProvenancePanel] = []
     for j, det in enumerate(rec.detectors):

@@ -823,8 +823,8 @@ def create_app(
         responses={
             200: {
                 "description": "`record` (as /api/v1/analyze), `card` (the display model of the HTML report's "
-                "evidence card, strings to be shown as text), `images` (data: URIs of the thumbnail, residual "
-                "and spectrum), `report_html` (a self-contained HTML report of this one image), "
+                "evidence card, strings to be shown as text), `images` (data: URIs of the thumbnail, the CNN's "
+                "crop map, residual and spectrum), `report_html` (a self-contained HTML report of this one image), "
                 "`download_name` (a safe file-name stem)."
             },
             **_ERRORS,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 
 from _helpers import encode, textured
+from cli.crop_map import LEGEND_HEIGHT, max_crop_text
 from cli.reports import HtmlWriter, card_view, render_report, sanitize
+from cli.reports.card import CROP_MAP_CAPTION
 from detectors.pipeline import Pipeline
 from detectors.record import ImageRecord, SummaryRecord
 
@@ -72,8 +75,74 @@ def test_desk_card_is_card_view(analysis, png: bytes) -> None:
     # the server's record with this process's visuals of the same bytes
     view = card_view(record, analysis.visuals)
     assert body["card"] == sanitize(view.card)
-    assert body["images"] == dict(view.images) and set(body["images"]) == {"t", "r", "s"}
+    assert body["images"] == dict(view.images) and set(body["images"]) == {"t", "c", "r", "s"}
     # the downloadable report holds the same card, drawn by the same template
     page = render_report([view], _summary([record]), title="x")
     assert _articles(body["report_html"]) == _articles(page) and len(_articles(page)) == 1
     assert "&lt;b&gt;desk&lt;/b&gt;" in _articles(page)[0]
+
+
+# ----------------------------------------------------------------------------- the CNN's crop map
+
+
+def _cnn_row(view):
+    return next(d for d in view.card.detectors if d.name == "cnn")
+
+
+def test_card_shows_the_cnn_crop_map_beside_the_thumbnail(analysis, tmp_path) -> None:
+    view = card_view(analysis.record, analysis.visuals)
+    figs = view.card.figures
+    assert [f.key for f in figs] == ["t", "c", "r", "s"]
+    crop = figs[1]
+    assert crop.kind == "crops" and crop.caption == CROP_MAP_CAPTION == "CNN crop scores (red = leans AI)"
+    assert view.images["c"].startswith("data:image/jpeg;base64,")
+    thumb = analysis.visuals.thumbnail
+    assert (crop.w, crop.h) == (thumb.shape[1], thumb.shape[0] + LEGEND_HEIGHT)
+    cnn = next(d for d in analysis.record["detectors"] if d["name"] == "cnn")
+    assert _cnn_row(view).explanations[-1] == max_crop_text(cnn["evidence"])
+    assert _cnn_row(view).explanations[:-1] == tuple(cnn["explanations"])
+    # drawn by the report's template, alt text and caption
+    w = HtmlWriter(tmp_path / "r.html", title="t")
+    w.add(analysis.record, analysis.visuals)
+    w.close(_summary([analysis.record]))
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f'<figure class="vis vis-crops"><img data-k="c" width="{crop.w}" height="{crop.h}" alt="{CROP_MAP_CAPTION}"' in html
+    assert "Most AI-leaning crop: " in html
+
+
+def _with_cnn(record: dict, cnn: dict | None) -> dict:
+    dets = [d for d in record["detectors"] if d["name"] != "cnn"] + ([cnn] if cnn is not None else [])
+    return {**record, "detectors": dets}
+
+
+def test_card_omits_the_crop_map_when_the_cnn_did_not_place_crops(analysis) -> None:
+    from detectors.base import DetectorResult
+
+    rec, vis = analysis.record, analysis.visuals
+    cnn = next(d for d in rec["detectors"] if d["name"] == "cnn")
+    failed = DetectorResult(name="cnn", version="v", status="error", message="RuntimeError: boom").to_dict()
+    unplaced = {**cnn, "evidence": {k: v for k, v in cnn["evidence"].items() if k != "crops_in_image"}}
+    cases = {
+        "error": (_with_cnn(rec, failed), vis),
+        "not run": (_with_cnn(rec, None), vis),
+        "no visuals": (rec, None),
+        "no thumbnail": (rec, replace(vis, thumbnail=None)),
+        "thumbnail of another image": (rec, replace(vis, thumbnail=vis.thumbnail[:, :100])),
+        "crops not placed (older record)": (_with_cnn(rec, unplaced), vis),
+    }
+    for why, (r, v) in cases.items():
+        view = card_view(r, v)
+        assert "c" not in view.images and all(f.key != "c" for f in view.card.figures), why
+    # the max-crop line needs only the evidence; an error row has none
+    assert "Most AI-leaning crop" in _cnn_row(card_view(_with_cnn(rec, unplaced), None)).explanations[-1]
+    assert _cnn_row(card_view(_with_cnn(rec, failed), vis)).explanations == ()
+
+
+def test_card_of_a_small_image_has_no_crop_map() -> None:
+    png = encode(Image.fromarray(textured(48, 200, seed=2)), "PNG")  # below the CNN's 64 px
+    a = Pipeline(["test_spectral", "test_cnn"]).analyze_bytes(png, name="small.png", visuals=True)
+    cnn = next(d for d in a.record["detectors"] if d["name"] == "cnn")
+    assert cnn["status"] == "not_applicable" and a.visuals is not None and a.visuals.thumbnail is not None
+    view = card_view(a.record, a.visuals)
+    assert "c" not in view.images and [f.key for f in view.card.figures][:1] == ["t"]
+    assert not any("Most AI-leaning" in e for d in view.card.detectors for e in d.explanations)

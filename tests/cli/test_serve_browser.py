@@ -104,6 +104,7 @@ def test_verification_desk_in_headless_chromium(server_url: str, tmp_path: Path)
                 assert c["detectors"] >= 5
                 kinds = {alt: (src, w) for alt, src, w in c["images"]}
                 assert any("residual" in a for a in kinds) and any("spectrum" in a for a in kinds)
+                assert "CNN crop scores (red = leans AI)" in kinds
                 assert all(src.startswith("data:image/") and w > 0 for src, w in kinds.values())
 
             # downloads: the card as self-contained HTML, the record as JSON
