@@ -11,13 +11,22 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli.crop_map import max_crop_text
 from cli.render import safe_text
 
 __all__ = ["inspect_file", "render_figure"]
 
 
-def render_figure(image_rgb: np.ndarray, residual: np.ndarray, spectrum: np.ndarray, profile: np.ndarray, *, title: str) -> "Image.Image":  # noqa: F821
-    """A 4-panel PNG: image, residual, log spectrum, radial profile.
+def render_figure(
+    image_rgb: np.ndarray,
+    residual: np.ndarray,
+    spectrum: np.ndarray,
+    profile: np.ndarray,
+    *,
+    title: str,
+    crop_map: np.ndarray | None = None,
+) -> "Image.Image":  # noqa: F821
+    """A PNG of panels: image, [CNN crop scores,] residual, log spectrum, radial profile.
 
     Args:
         image_rgb: ``uint8`` ``(h, w, 3)`` thumbnail.
@@ -25,6 +34,8 @@ def render_figure(image_rgb: np.ndarray, residual: np.ndarray, spectrum: np.ndar
         spectrum: ``uint8`` ``(h, w)`` display log spectrum.
         profile: ``float`` ``(n,)`` radial profile (log10 power per ring).
         title: Caption drawn at the top (plain text).
+        crop_map: ``uint8`` ``(h, w, 3)`` CNN crop heatmap (:func:`cli.crop_map.cnn_crop_map`),
+            shown as the second panel; ``None`` leaves it out (4 panels).
 
     Returns:
         A Pillow RGB image.
@@ -33,14 +44,17 @@ def render_figure(image_rgb: np.ndarray, residual: np.ndarray, spectrum: np.ndar
 
     cell = 256
     pad = 24
-    canvas = Image.new("RGB", (4 * cell + 5 * 8, cell + pad + 24), "white")
-    draw = ImageDraw.Draw(canvas)
-    draw.text((8, 4), title[:150], fill="black")
-    panels = [
-        ("image", Image.fromarray(image_rgb)),
+    panels = [("image", Image.fromarray(image_rgb))]
+    if crop_map is not None:
+        panels.append(("CNN crop scores (red = leans AI)", Image.fromarray(crop_map)))
+    panels += [
         ("residual (Laplacian)", Image.fromarray(residual).convert("RGB")),
         ("log spectrum (cross-diff.)", Image.fromarray(spectrum).convert("RGB")),
     ]
+    n = len(panels) + 1
+    canvas = Image.new("RGB", (n * cell + (n + 1) * 8, cell + pad + 24), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 4), title[:150], fill="black")
     for i, (name, im) in enumerate(panels):
         im = im.copy()
         im.thumbnail((cell, cell))
@@ -48,7 +62,7 @@ def render_figure(image_rgb: np.ndarray, residual: np.ndarray, spectrum: np.ndar
         canvas.paste(im, (x, pad))
         draw.text((x, pad + cell + 4), name, fill="black")
     # radial profile as a line plot
-    x0, y0 = 8 + 3 * (cell + 8), pad
+    x0, y0 = 8 + len(panels) * (cell + 8), pad
     draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], outline="black")
     p = np.asarray(profile, dtype=float)
     if p.size >= 2 and np.isfinite(p).all():
@@ -98,7 +112,11 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
         tile = 256 if min(region.shape[:2]) >= 258 else 64
         prof = radial_profile(tiled_power_spectrum(laplacian(region), tile=tile, max_tiles=16), n_bins=16)
         v = analysis.visuals
-        fig = render_figure(v.thumbnail, v.residual, v.spectrum, prof, title=f"{os.path.basename(path)}: {rec['label']} (P(AI)={rec['score']})")
+        fig = render_figure(
+            v.thumbnail, v.residual, v.spectrum, prof,
+            title=f"{os.path.basename(path)}: {rec['label']} (P(AI)={rec['score']})",
+            crop_map=_crop_map(rec, v.thumbnail),
+        )  # fmt: skip
         fig.save(figure, format="PNG")
         err_console.print(safe_text(f"figure written to {figure}"))
     elif figure:
@@ -106,6 +124,22 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
     if rec["status"] == "error":
         return 2
     return 1 if rec["label"] in ("likely_ai", "ai_confirmed") else 0
+
+
+def _crop_map(rec: dict[str, Any], thumbnail: np.ndarray | None) -> np.ndarray | None:
+    """The CNN's per-crop heatmap on the thumbnail, or ``None`` when the CNN did not place its crops."""
+    from cli.crop_map import cnn_crop_map
+
+    f = rec["file"]
+    for d in rec["detectors"]:
+        if d["status"] == "ok":
+            try:
+                m = cnn_crop_map(d["evidence"], thumbnail, image_size=(f["width"], f["height"]))
+            except (TypeError, ValueError):
+                continue
+            if m is not None:
+                return m
+    return None
 
 
 def _print_human(rec: dict[str, Any], extra: dict[str, Any], console: Console) -> None:
@@ -132,6 +166,12 @@ def _print_human(rec: dict[str, Any], extra: dict[str, Any], console: Console) -
             safe_text(str(summ)[:300], multiline=True),
         )  # fmt: skip
     console.print(t)
+    for d in rec["detectors"]:
+        line = max_crop_text(d["evidence"]) if d["status"] == "ok" else None
+        if line is not None:
+            console.print(safe_text(f"{d['name']}: {line}"))
+            for e in d["explanations"][1:]:  # the first is in the table; e.g. the local-evidence sentence
+                console.print(safe_text(f"  - {e}", multiline=True))
     if rec["quality_flags"]:
         console.print(Text("quality flags:"))
         for q in rec["quality_flags"]:

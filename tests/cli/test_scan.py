@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -152,13 +153,29 @@ def test_inspect(folder: Path, tmp_path: Path) -> None:
     r = runner.invoke(main, ["inspect", str(folder / "sub" / "b.jpg")])
     assert r.exit_code in (0, 1), r.output
     assert "JPEG: estimated quality 92" in r.stdout
+    assert "cnn: Most AI-leaning crop: " in r.stdout and "the score is the mean of all" in r.stdout
     r = runner.invoke(main, ["inspect", str(folder / "a.png"), "--json", "--figure", str(tmp_path / "f.png")])
     doc = json.loads(r.stdout)
     assert doc["record"]["file"]["format"] == "PNG"
     fig = Image.open(tmp_path / "f.png")
-    assert fig.size[0] > 4 * 256
+    assert fig.size[0] > 5 * 256  # image, CNN crop scores, residual, spectrum, radial profile
     r = runner.invoke(main, ["inspect", str(folder / "fake.jpg")])
     assert r.exit_code == 2 and "fake.jpg" in r.stdout
+
+
+def test_render_figure_with_and_without_the_crop_map() -> None:
+    from cli.crop_map import crop_heatmap
+    from cli.inspect import render_figure
+
+    thumb = textured(120, 160, seed=3)
+    grey = thumb[..., 0].copy()
+    prof = np.linspace(3.0, 1.0, 16)
+    crops = crop_heatmap(thumb, [(0, 0, 60)], [0.95], image_size=(160, 120))
+    four = render_figure(thumb, grey, grey, prof, title="t")
+    five = render_figure(thumb, grey, grey, prof, title="t", crop_map=crops)
+    assert four.size[0] == 4 * 256 + 5 * 8 and five.size[0] == 5 * 256 + 6 * 8 and five.size[1] == four.size[1]
+    panel = np.asarray(five)[24 : 24 + crops.shape[0], 8 + 264 : 8 + 264 + crops.shape[1]]
+    assert (panel == crops).all()  # the second panel is the crop map, unscaled
 
 
 def test_detectors_command() -> None:
