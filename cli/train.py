@@ -1,15 +1,19 @@
-"""``detect train``: train the CNN detector from a JSON config.
+"""``detect train``: train the CNN detector, or the zero-shot coder, from a JSON config.
 
 Imported only when the command runs (see ``LAZY_COMMANDS`` in ``cli/main.py``);
-torch and timm are imported inside the command. Progress goes to stderr; the
-run folder gets ``log.jsonl``, a resumable ``checkpoint/`` and the best
-weights in ``best/``. Exit status 0 on success (also when stopped by
-``--max-minutes``), 2 on a usage or fatal error.
+torch and timm are imported inside the command. A config with ``"kind": "zed"``
+trains the zero-shot detector (:mod:`detectors.zed_training`); any other config
+is a CNN run, as before. Progress goes to stderr; the run folder gets
+``log.jsonl``, a resumable ``checkpoint/`` and the weights (CNN: the best in
+``best/``; zero-shot: ``final/``). Exit status 0 on success (also when stopped
+by ``--max-minutes``), 2 on a usage or fatal error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,7 +30,7 @@ class FatalError(click.ClickException):
 
 
 @click.command("train")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), required=True, help="Training config JSON (e.g. configs/cnn_v1.json, configs/cnn_smoke.json).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), required=True, help="Training config JSON (e.g. configs/cnn_v1.json, configs/cnn_smoke.json, configs/zed_v1.json).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint with the same config and RNG sequence.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: the config's 'out').")
 @click.option("--steps", type=click.IntRange(min=1), help="Total steps (overrides the config; with --resume, extends a run).")
@@ -35,11 +39,14 @@ class FatalError(click.ClickException):
 @click.option("--no-export", is_flag=True, help="Do not write the config's export (shipped weights).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final line.")
 def train(config_path: str, resume: bool, out: str | None, steps: int | None, max_minutes: float | None, threads: int | None, no_export: bool, quiet: bool) -> None:
-    """Train the CNN detector.
+    """Train the CNN detector (or, with a "kind": "zed" config, the zero-shot coder).
 
     Seeded and resumable: the same config gives the same batches, and --resume
     continues where the last checkpoint stopped.
     """
+    if _config_kind(config_path) == "zed":
+        _train_zed(config_path, resume=resume, out=out, steps=steps, max_minutes=max_minutes, threads=threads, no_export=no_export, quiet=quiet)
+        return
     from detectors.cnn_training import load_train_config
     from detectors.cnn_training import train as run_train
 
@@ -69,5 +76,50 @@ def train(config_path: str, resume: bool, out: str | None, steps: int | None, ma
     state = "finished" if res.finished else "stopped (resume with --resume)"
     best = "n/a" if res.best_score is None else f"{res.best_score:.4f}"
     console.print(Text(f"detect train: {state} at step {res.step}; best val AUC {best}; best weights {res.best_path}; {res.seconds:.1f} s"))
+    if res.exported:
+        console.print(Text(f"exported {res.exported}"))
+
+
+def _config_kind(path: str) -> str | None:
+    """The config's ``kind`` (``None`` for the CNN configs, which have none)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FatalError(f"{path}: {exc}") from None
+    return doc.get("kind") if isinstance(doc, dict) else None
+
+
+def _train_zed(config_path: str, *, resume: bool, out: str | None, steps: int | None, max_minutes: float | None,
+               threads: int | None, no_export: bool, quiet: bool) -> None:  # fmt: skip
+    """``detect train`` for a zero-shot config (:func:`detectors.zed_training.train`)."""
+    from detectors.zed_training import load_zed_train_config
+    from detectors.zed_training import train as run_train
+
+    console = Console(stderr=True)
+    try:
+        cfg = load_zed_train_config(config_path)
+    except ValueError as exc:
+        raise FatalError(str(exc)) from None
+    changes: dict[str, Any] = {}
+    if out:
+        changes["out"] = out
+    if no_export:
+        changes["export"] = None
+    if threads is not None:
+        changes["schedule"] = dataclasses.replace(cfg.schedule, num_threads=threads)
+    if changes:
+        cfg = dataclasses.replace(cfg, **changes)
+
+    def log(msg: str) -> None:
+        if not quiet:
+            console.print(Text(msg), highlight=False)
+
+    try:
+        res = run_train(cfg, resume=resume, steps=steps, max_minutes=max_minutes, log=log)
+    except (FileNotFoundError, ValueError) as exc:
+        raise FatalError(str(exc)) from None
+    state = "finished" if res.finished else "stopped (resume with --resume)"
+    val = "n/a" if res.val_bits is None else f"{res.val_bits:.4f} bits/value"
+    console.print(Text(f"detect train: {state} at step {res.step}; validation cost {val}; weights {res.final_path or 'n/a'}; {res.seconds:.1f} s"))
     if res.exported:
         console.print(Text(f"exported {res.exported}"))
