@@ -254,7 +254,7 @@ def fit_logistic(
     return LogisticModel(tuple(feature_names), mean, std, beta[:-1].copy(), float(beta[-1]), dict(meta or {}))
 
 
-def load_shipped_model(name: str = "spectral_v1.json") -> LogisticModel:
+def load_shipped_model(name: str = "spectral_v2.json") -> LogisticModel:
     """Load the spectral model shipped in ``detectors/weights/``."""
     text = resources.files("detectors").joinpath("weights", name).read_text(encoding="utf-8")
     return LogisticModel.from_json(text)

@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aligned-real-dir", help="folder of the real tiles the --extra-ai fakes were made from (same file names); "
                     "each is cut to its fake's centred window and added as a real, so both classes have the same sizes")
     ap.add_argument("--real-processing-views", type=int, default=0, help="extra processing-chain views per real training photo")
-    ap.add_argument("--version", default="spectral-v1")
-    ap.add_argument("--out", default="detectors/weights/spectral_v1.json")
+    ap.add_argument("--version", default="spectral-v2")
+    ap.add_argument("--out", default="detectors/weights/spectral_v2.json")
     ap.add_argument("--card", default="detectors/weights/SPECTRAL_MODEL_CARD.md")
     ap.add_argument("--views", type=int, default=6, help="augmented crops per training image")
     ap.add_argument("--l2", type=float, default=3.0)

@@ -86,7 +86,7 @@ def test_model_json_roundtrip_and_validation() -> None:
 def test_shipped_model_card_and_weights_agree() -> None:
     from importlib import resources
 
-    meta = json.loads(resources.files("detectors").joinpath("weights", "spectral_v1.json").read_text())["meta"]
+    meta = json.loads(resources.files("detectors").joinpath("weights", "spectral_v2.json").read_text())["meta"]
     card = resources.files("detectors").joinpath("weights", "SPECTRAL_MODEL_CARD.md").read_text()
     assert meta["version"] in card
     assert f"{meta['threshold_likely_ai']:.4f}" in card
