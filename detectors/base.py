@@ -135,7 +135,7 @@ _REGISTRY: dict[str, DetectorSpec] = {}
 #: Modules whose import registers the built-in detectors (each calls :func:`register_detector`).
 #: Imported by name on the first registry lookup, so importing ``detectors`` stays cheap and this
 #: module needs no import of the detector modules (which import it).
-BUILTIN_MODULES: tuple[str, ...] = ("detectors.spectral", "detectors.provenance", "detectors.testing", "detectors.cnn")
+BUILTIN_MODULES: tuple[str, ...] = ("detectors.spectral", "detectors.provenance", "detectors.testing", "detectors.cnn", "detectors.zeroshot")
 _builtin_loaded = False
 
 
