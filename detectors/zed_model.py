@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detectors.zed_config import ZedConfig, ZedWeightsError, read_config
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-    from detectors.zeroshot import ZedConfig
 
 __all__ = [
     "PARAMS_PER_PIXEL",
@@ -65,10 +65,6 @@ LUMA_LEVELS, CHROMA_LEVELS = 256, 511
 #: Half-width of the exact window of :func:`discretized_logistic_entropy`, in unit bins.
 ENTROPY_WINDOW = 12
 _LOG_S_MIN = -4.5  # smallest log-scale (s = 0.011 levels): a near-certain value
-
-
-class ZedWeightsError(RuntimeError):
-    """The zero-shot coder's weights are missing, corrupt, or do not match their config."""
 
 
 def discretized_logistic_logp(x: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, levels: int) -> torch.Tensor:
@@ -403,7 +399,6 @@ def load_zed(json_path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Mo
     from safetensors.torch import load_file
 
     from detectors.cnn_model import file_sha256
-    from detectors.zeroshot import read_config
     from generators.training_utils import resolve_device
 
     json_path = Path(json_path)
