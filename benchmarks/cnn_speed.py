@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--backbone", action="append", help="Only these candidate labels or backbone names.")
-    ap.add_argument("--shipped", action="store_true", help="Time the shipped detectors/weights/cnn_v1.json.")
+    ap.add_argument("--shipped", action="store_true", help="Time the shipped detectors/weights/cnn_v3.json.")
     ap.add_argument("--crop-size", type=int, default=96)
     ap.add_argument("--n-crops", type=int, default=8)
     ap.add_argument("--json", dest="json_path", help="Also write the rows as JSON.")

@@ -91,8 +91,9 @@ def _row(y: np.ndarray, p: np.ndarray, thr: float) -> dict[str, float]:
     }
 
 
-def _lofo_config(base: CNNTrainConfig, family: str, steps: int, out_root: str) -> CNNTrainConfig:
-    sched = ScheduleConfig(**{**base.schedule.__dict__, "steps": steps, "eval_every": max(steps // 3, 1)})
+def _lofo_config(base: CNNTrainConfig, family: str, steps: int, out_root: str, threads: int) -> CNNTrainConfig:
+    sched = ScheduleConfig(**{**base.schedule.__dict__, "steps": steps, "eval_every": max(steps // 3, 1),
+                              "warmup_steps": min(base.schedule.warmup_steps, max(steps // 10, 1)), "num_threads": threads})  # fmt: skip
     return replace(base, name=f"lofo_{family}", out=f"{out_root}/lofo_{family}", export=None, schedule=sched,
                    data=replace(base.data, exclude_families=(family,)))  # fmt: skip
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--perturb", default="none,jpeg75")
     ap.add_argument("--reference", help="config JSON of a CNN trained on every family (test-split rows)")
     ap.add_argument("--runs", default="runs", help="folder of the per-family runs")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring")
     ap.add_argument("--json", help="write the table here")
     args = ap.parse_args(argv)
     if not all(Path(m).is_file() for m in _MANIFESTS):
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for fam in [f for f in args.families.split(",") if f]:
         if fam not in FAMILIES:
             raise SystemExit(f"unknown family {fam!r}; choose from {FAMILIES}")
-        cfg = _lofo_config(base, fam, args.steps, args.runs)
+        cfg = _lofo_config(base, fam, args.steps, args.runs, args.threads)
         resume = (Path(cfg.out) / "checkpoint").is_dir()
         t0 = time.perf_counter()
         res = train(cfg, resume=resume, max_minutes=args.max_minutes, log=lambda m, f=fam: print(f"[{f}] {m}", file=sys.stderr))

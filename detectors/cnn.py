@@ -79,7 +79,7 @@ MIN_SIDE = 64
 #: Names accepted by :func:`aggregate_logits`.
 AGGREGATIONS = ("mean", "trimmed_mean", "median", "topk_mean", "max")
 #: The shipped config, beside its ``.safetensors`` and the model card.
-SHIPPED_CONFIG = "cnn_v1.json"
+SHIPPED_CONFIG = "cnn_v3.json"
 
 
 def aggregate_logits(logits: np.ndarray, how: str = "mean") -> float:
@@ -224,7 +224,7 @@ class CNNDetector:
 
     Args:
         weights: Config JSON naming the ``.safetensors`` weights; defaults to the
-            shipped ``detectors/weights/cnn_v1.json``. Ignored when ``model`` is given.
+            shipped ``detectors/weights/cnn_v3.json``. Ignored when ``model`` is given.
         model: A ready network (see :func:`detectors.cnn_model.build_model`); needs ``config``.
         config: Its :class:`detectors.cnn_model.CNNModelConfig`.
         threshold: Override of the config's threshold, in ``[0, 1]``.

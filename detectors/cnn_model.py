@@ -330,7 +330,7 @@ def read_config(json_path: str | Path) -> CNNModelConfig:
     if not json_path.is_file():
         raise CNNWeightsError(
             f"{json_path}: CNN config is missing; reinstall the package or train the weights "
-            "with `detect train --config configs/cnn_v1.json`"
+            "with `detect train --config configs/cnn_v3.json`"
         )
     try:
         return CNNModelConfig.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
@@ -344,7 +344,7 @@ def load_cnn(json_path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Mo
     The weights file's sha256 must equal the one recorded in the config.
 
     Args:
-        json_path: The config, e.g. ``detectors/weights/cnn_v1.json``.
+        json_path: The config, e.g. ``detectors/weights/cnn_v3.json``.
         device: See :func:`pick_device`.
 
     Returns:
@@ -366,7 +366,7 @@ def load_cnn(json_path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Mo
     if not wpath.is_file():
         raise CNNWeightsError(
             f"{wpath}: CNN weights file is missing; reinstall the package or train the weights "
-            "with `detect train --config configs/cnn_v1.json`"
+            "with `detect train --config configs/cnn_v3.json`"
         )
     digest = file_sha256(wpath)
     if digest != config.weights_sha256:

@@ -238,7 +238,7 @@ class CNNTrainConfig:
             "target_fpr": 0.01, "aggregations": [...]}``: after training, choose
             the aggregation and the detector's threshold on that split.
         export: Optional path of the config JSON to write the final weights to
-            (e.g. ``detectors/weights/cnn_v1.json``).
+            (e.g. ``detectors/weights/cnn_v3.json``).
     """
 
     name: str = "cnn"
