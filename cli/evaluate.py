@@ -379,7 +379,7 @@ def _stops_cleanly(note: str) -> Any:
               help="Images that fit the weights between detectors: the split's own, or also the generated ones "
                    "(the CNN was trained on the bundled generator's reconstructions, which would favour it). "
                    "The map and the thresholds always use all images.")
-@click.option("--version", "version", default="calib-v4", show_default=True)
+@click.option("--version", "version", default="calib-v5", show_default=True)
 @click.option("--generated", "n_generated", type=click.IntRange(min=0), default=16, show_default=True,
               help="Fresh AI images to make from noise with the bundled generator and add to the calibration set.")
 @click.option("--reconstructions", "n_reconstruct", type=click.IntRange(min=0), default=16, show_default=True,

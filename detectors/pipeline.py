@@ -23,7 +23,7 @@ from forensics.jpeg import jpeg_info
 __all__ = ["Analysis", "DEFAULT_DETECTORS", "PartialAnalysis", "Pipeline", "default_pixel_detectors", "image_quality_flags"]
 
 #: Detectors run by ``detect scan`` unless told otherwise.
-DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral", "cnn")
+DEFAULT_DETECTORS: tuple[str, ...] = ("c2pa", "xmp", "generator_metadata", "watermark", "exif", "spectral", "cnn", "zed")
 #: Images smaller than this on either side get the ``small_image`` flag.
 SMALL_SIDE = 128
 _THUMB = 256

@@ -8,6 +8,7 @@ from _helpers import encode, textured
 from detectors.base import DetectorResult, register_detector
 from detectors.calibration import (
     Calibration,
+    HingeFusion,
     IsotonicMap,
     LogisticFusion,
     MaxFusion,
@@ -205,11 +206,12 @@ def test_shipped_calibration_file_reads_into_dataclasses_and_writes_the_same_sch
     text = resources.files("detectors").joinpath("weights", "calibration.json").read_text(encoding="utf-8")
     cal = load_calibration()
     raw = json.loads(text)
-    assert isinstance(cal.fusion, {"max": MaxFusion, "logistic": LogisticFusion}[raw["fusion"].get("rule", "logistic")])
+    rules = {"max": MaxFusion, "logistic": LogisticFusion, "hinge": HingeFusion}
+    assert isinstance(cal.fusion, rules[raw["fusion"].get("rule", "logistic")])
     assert isinstance(cal.score_map, {"isotonic": IsotonicMap, "platt": PlattMap}[raw["score_map"]["kind"]])
     assert json.loads(cal.to_json()) == raw
     assert Calibration.from_dict(json.loads(cal.to_json())) == cal
-    assert cal.to_dict()["map"] == raw["score_map"]["kind"] and cal.to_dict()["fused_detectors"] == ["spectral", "cnn"]
+    assert cal.to_dict()["map"] == raw["score_map"]["kind"] and cal.to_dict()["fused_detectors"] == raw["fusion"]["detectors"]
 
 
 def test_fitted_state_blocks_read_and_validate() -> None:

@@ -106,7 +106,7 @@ def test_registry_kinds_replace_the_hand_kept_lists() -> None:
     assert {"c2pa", "xmp", "generator_metadata", "watermark", "exif"} <= set(prov)
     assert sorted(pixel + prov) == list_detectors() and not set(pixel) & set(prov)
     assert list_detectors("test_*", kind="pixel") == [n for n in pixel if n.startswith("test_")]
-    assert default_pixel_detectors() == ("spectral", "cnn")
+    assert default_pixel_detectors() == ("spectral", "cnn", "zed")
     assert set(DEFAULT_DETECTORS) - set(default_pixel_detectors()) <= set(prov)
     assert detector_kind("spectral") == "pixel" and detector_kind("exif") == "provenance"
     with pytest.raises(ValueError, match="unknown detector 'nope'"):
