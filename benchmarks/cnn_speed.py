@@ -42,6 +42,8 @@ CANDIDATES = [
     ("mobilenetv3_small_100", "mobilenetv3_small_100", False, False),
     ("efficientnet_b0", "efficientnet_b0", False, False),
     ("lcnet_050", "lcnet_050", False, False),
+    ("tf_efficientnet_lite0", "tf_efficientnet_lite0", False, False),
+    ("tf_efficientnet_lite0, no stem stride", "tf_efficientnet_lite0", True, False),
 ]
 SIZES = [(512, 512), (768, 1024), (3000, 4000)]
 
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--backbone", action="append", help="Only these candidate labels or backbone names.")
     ap.add_argument("--shipped", action="store_true", help="Time the shipped detectors/weights/cnn_v3.json.")
-    ap.add_argument("--crop-size", type=int, default=96)
+    ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--n-crops", type=int, default=8)
     ap.add_argument("--json", dest="json_path", help="Also write the rows as JSON.")
     args = ap.parse_args()
