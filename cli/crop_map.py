@@ -74,8 +74,8 @@ def _thumb_box(top: int, left: int, size: int, sy: float, sx: float, th: int, tw
     return y0, y1, x0, x1
 
 
-def _legend(width: int) -> np.ndarray:
-    """The colour bar strip: white, the bar from P(AI) 0 to 1, ``real`` / ``0.5`` / ``AI`` under it."""
+def _legend(width: int, ends: tuple[str, str] = ("real", "AI")) -> np.ndarray:
+    """The colour bar strip: white, the bar from 0 to 1, ``ends[0]`` / ``0.5`` / ``ends[1]`` under it."""
     from PIL import Image, ImageDraw, ImageFont
 
     strip = np.full((LEGEND_HEIGHT, width, 3), 255, dtype=np.uint8)
@@ -85,7 +85,7 @@ def _legend(width: int) -> np.ndarray:
     im = Image.fromarray(strip)
     draw = ImageDraw.Draw(im)
     font = ImageFont.load_default()
-    labels = [("real", "left"), ("AI", "right")] + ([("0.5", "centre")] if width >= 96 else [])
+    labels = [(ends[0], "left"), (ends[1], "right")] + ([("0.5", "centre")] if width >= 96 else [])
     spans = {t: draw.textbbox((0, 0), t, font=font) for t, _ in labels}
     if sum(b[2] - b[0] for b in spans.values()) + 8 <= width:
         for text, where in labels:
@@ -103,6 +103,7 @@ def crop_heatmap(
     image_size: tuple[int, int],
     alpha: float = 0.45,
     highlight: int | None = None,
+    legend: tuple[str, str] = ("real", "AI"),
 ) -> np.ndarray:
     """The crops' boxes on the thumbnail, each filled with the colour of its P(AI), and a colour bar.
 
@@ -119,6 +120,7 @@ def crop_heatmap(
         image_size: ``(width, height)`` of the whole image, both >= 1.
         alpha: Opacity of the fill, in ``[0, 1]``.
         highlight: Index into ``boxes`` drawn with a thicker outline, or ``None``.
+        legend: The words under the colour bar's ends (0 and 1).
 
     Returns:
         ``uint8`` RGB ``(th + LEGEND_HEIGHT, tw, 3)``: rows ``[0, th)`` are the
@@ -173,7 +175,7 @@ def crop_heatmap(
         edge[y0:y1, x0 : min(x1, x0 + w)] = True
         edge[y0:y1, max(x0, x1 - w) : x1] = True
         out[edge & (owner == i)] = colours[i]
-    return np.concatenate([out, _legend(tw)], axis=0)
+    return np.concatenate([out, _legend(tw, legend)], axis=0)
 
 
 def cnn_crop_map(evidence: Mapping[str, Any], thumbnail: np.ndarray | None, *, image_size: tuple[int, int]) -> np.ndarray | None:
@@ -201,6 +203,22 @@ def cnn_crop_map(evidence: Mapping[str, Any], thumbnail: np.ndarray | None, *, i
     return crop_heatmap(
         thumbnail, [(c.top, c.left, c.size) for c in crops], [c.p for c in crops], image_size=image_size, highlight=hi
     )
+
+
+def zed_crop_map(evidence: Mapping[str, Any], thumbnail: np.ndarray | None, *, image_size: tuple[int, int]) -> np.ndarray | None:
+    """:func:`crop_heatmap` of a ``zed`` result's per-crop coding surprise, or ``None`` when there is nothing to draw.
+
+    Red: the crop is more predictable than the coder of real photos expects
+    (:func:`detectors.zeroshot.crop_surprise`); blue: it costs more. Arguments,
+    return value and errors as :func:`cnn_crop_map`.
+    """
+    from detectors.zeroshot import crop_surprise
+
+    crops = crop_surprise(dict(evidence))
+    if thumbnail is None or not crops:
+        return None
+    return crop_heatmap(thumbnail, [(c.top, c.left, c.size) for c in crops], [c.p for c in crops], image_size=image_size,
+                        legend=("costly", "predictable"))  # fmt: skip
 
 
 def _fmt_p(p: float) -> str:

@@ -25,6 +25,7 @@ def render_figure(
     *,
     title: str,
     crop_map: np.ndarray | None = None,
+    zed_map: np.ndarray | None = None,
 ) -> "Image.Image":  # noqa: F821
     """A PNG of panels: image, [CNN crop scores,] residual, log spectrum, radial profile.
 
@@ -36,6 +37,8 @@ def render_figure(
         title: Caption drawn at the top (plain text).
         crop_map: ``uint8`` ``(h, w, 3)`` CNN crop heatmap (:func:`cli.crop_map.cnn_crop_map`),
             shown as the second panel; ``None`` leaves it out (4 panels).
+        zed_map: ``uint8`` ``(h, w, 3)`` zero-shot coder's per-crop map (:func:`cli.crop_map.zed_crop_map`),
+            shown after the CNN's; ``None`` leaves it out.
 
     Returns:
         A Pillow RGB image.
@@ -47,6 +50,8 @@ def render_figure(
     panels = [("image", Image.fromarray(image_rgb))]
     if crop_map is not None:
         panels.append(("CNN crop scores (red = leans AI)", Image.fromarray(crop_map)))
+    if zed_map is not None:
+        panels.append(("zed coding cost (red = predictable)", Image.fromarray(zed_map)))
     panels += [
         ("residual (Laplacian)", Image.fromarray(residual).convert("RGB")),
         ("log spectrum (cross-diff.)", Image.fromarray(spectrum).convert("RGB")),
@@ -115,7 +120,7 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
         fig = render_figure(
             v.thumbnail, v.residual, v.spectrum, prof,
             title=f"{os.path.basename(path)}: {rec['label']} (P(AI)={rec['score']})",
-            crop_map=_crop_map(rec, v.thumbnail),
+            crop_map=_crop_map(rec, v.thumbnail), zed_map=_crop_map(rec, v.thumbnail, zed=True),
         )  # fmt: skip
         fig.save(figure, format="PNG")
         err_console.print(safe_text(f"figure written to {figure}"))
@@ -126,15 +131,16 @@ def inspect_file(path: str, *, as_json: bool, figure: str | None, console: Conso
     return 1 if rec["label"] in ("likely_ai", "ai_confirmed") else 0
 
 
-def _crop_map(rec: dict[str, Any], thumbnail: np.ndarray | None) -> np.ndarray | None:
-    """The CNN's per-crop heatmap on the thumbnail, or ``None`` when the CNN did not place its crops."""
-    from cli.crop_map import cnn_crop_map
+def _crop_map(rec: dict[str, Any], thumbnail: np.ndarray | None, *, zed: bool = False) -> np.ndarray | None:
+    """The CNN's (or, with ``zed``, the zero-shot coder's) per-crop heatmap on the thumbnail, or ``None`` without crops."""
+    from cli.crop_map import cnn_crop_map, zed_crop_map
 
     f = rec["file"]
     for d in rec["detectors"]:
-        if d["status"] == "ok":
+        if d["status"] == "ok" and (not zed or d["name"] == "zed"):
             try:
-                m = cnn_crop_map(d["evidence"], thumbnail, image_size=(f["width"], f["height"]))
+                draw = zed_crop_map if zed else cnn_crop_map
+                m = draw(d["evidence"], thumbnail, image_size=(f["width"], f["height"]))
             except (TypeError, ValueError):
                 continue
             if m is not None:

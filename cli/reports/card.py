@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cli.crop_map import cnn_crop_map, max_crop_text
+from cli.crop_map import cnn_crop_map, max_crop_text, zed_crop_map
 from cli.render import crop_center, fit_long_side, jpeg_data_uri, png_data_uri
 from cli.reports.formatting import sanitize
 from detectors.base import DetectorResult
@@ -56,6 +56,8 @@ LABEL_TEXT: dict[str, str] = {
 THUMBNAIL_SIDE = 256
 #: Caption (and alt text) of the CNN's per-crop heatmap.
 CROP_MAP_CAPTION = "CNN crop scores (red = leans AI)"
+#: Caption of the zero-shot coder's per-crop map.
+ZED_MAP_CAPTION = "Zero-shot coding cost per crop (red = more predictable than real photos' coder expects; a feature, not the score)"
 #: Largest embedded provenance thumbnail (characters of the data URI).
 MAX_EVIDENCE_THUMBNAIL = 90 * 1024
 _EVIDENCE_THUMB_RE = re.compile(r"data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]+")
@@ -463,23 +465,29 @@ def _figures(visuals: Visuals | None, max_side: int) -> tuple[dict[str, str], li
     return uris, figs
 
 
-def _crop_map_figure(rec: ImageRecord, visuals: Visuals | None) -> tuple[str, Figure] | None:
-    """The CNN's per-crop heatmap on the thumbnail (data URI and figure), or ``None`` when the CNN did not place crops."""
+def _crop_map_figure(rec: ImageRecord, visuals: Visuals | None, *, zed: bool = False) -> tuple[str, Figure] | None:
+    """A per-crop heatmap on the thumbnail (data URI and figure), or ``None`` when no detector placed crops.
+
+    ``zed=False``: the CNN's crop scores (key ``c``); ``zed=True``: the zero-shot coder's per-crop coding
+    surprise of the ``zed`` result (key ``z``).
+    """
     thumb = None if visuals is None else visuals.thumbnail
     w, h = num(rec.file.width), num(rec.file.height)
     if thumb is None or w is None or h is None:
         return None
     for det in rec.detectors:
-        if det.status != "ok":
+        if det.status != "ok" or (zed and det.name != "zed"):
             continue
         try:
-            arr = cnn_crop_map(det.evidence, np.asarray(thumb), image_size=(int(w), int(h)))
+            draw = zed_crop_map if zed else cnn_crop_map
+            arr = draw(det.evidence, np.asarray(thumb), image_size=(int(w), int(h)))
             if arr is None:
                 continue
             uri = jpeg_data_uri(arr, quality=85)
         except (TypeError, ValueError, OSError):
             continue
-        return uri, Figure(key="c", kind="crops", caption=CROP_MAP_CAPTION, w=int(arr.shape[1]), h=int(arr.shape[0]))
+        key, kind, caption = ("z", "surprise", ZED_MAP_CAPTION) if zed else ("c", "crops", CROP_MAP_CAPTION)
+        return uri, Figure(key=key, kind=kind, caption=caption, w=int(arr.shape[1]), h=int(arr.shape[0]))
     return None
 
 
@@ -515,10 +523,12 @@ def card_view(
     rec = ImageRecord.from_json(sanitize(record, display=True))
     f, cal = rec.file, rec.calibration or {}
     uris, figs = _figures(visuals, max(16, int(visual_max_side)))
-    crop_map = _crop_map_figure(rec, visuals)
-    if crop_map is not None:  # beside the thumbnail it is drawn on
-        uris["c"] = crop_map[0]
-        figs.insert(sum(fig.key == "t" for fig in figs), crop_map[1])
+    at = sum(fig.key == "t" for fig in figs)  # beside the thumbnail they are drawn on
+    for crop_map in (_crop_map_figure(rec, visuals), _crop_map_figure(rec, visuals, zed=True)):
+        if crop_map is not None:
+            uris[crop_map[1].key] = crop_map[0]
+            figs.insert(at, crop_map[1])
+            at += 1
 
     provenance: list[ProvenancePanel] = []
     for j, det in enumerate(rec.detectors):

@@ -75,7 +75,7 @@ def test_desk_card_is_card_view(analysis, png: bytes) -> None:
     # the server's record with this process's visuals of the same bytes
     view = card_view(record, analysis.visuals)
     assert body["card"] == sanitize(view.card)
-    assert body["images"] == dict(view.images) and set(body["images"]) == {"t", "c", "r", "s"}
+    assert body["images"] == dict(view.images) and set(body["images"]) == {"t", "c", "z", "r", "s"}
     # the downloadable report holds the same card, drawn by the same template
     page = render_report([view], _summary([record]), title="x")
     assert _articles(body["report_html"]) == _articles(page) and len(_articles(page)) == 1
@@ -92,8 +92,9 @@ def _cnn_row(view):
 def test_card_shows_the_cnn_crop_map_beside_the_thumbnail(analysis, tmp_path) -> None:
     view = card_view(analysis.record, analysis.visuals)
     figs = view.card.figures
-    assert [f.key for f in figs] == ["t", "c", "r", "s"]
+    assert [f.key for f in figs] == ["t", "c", "z", "r", "s"]
     crop = figs[1]
+    assert figs[2].kind == "surprise" and figs[2].caption.startswith("Zero-shot coding cost per crop")
     assert crop.kind == "crops" and crop.caption == CROP_MAP_CAPTION == "CNN crop scores (red = leans AI)"
     assert view.images["c"].startswith("data:image/jpeg;base64,")
     thumb = analysis.visuals.thumbnail

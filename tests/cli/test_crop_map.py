@@ -185,3 +185,21 @@ def test_max_crop_text() -> None:
     assert "P(AI) > 0.999999" in max_crop_text({**ev, "max_crop_p": 1.0})
     for bad in ({}, {**ev, "max_crop_index": 8}, {**ev, "max_crop_p": "0.9"}, {**ev, "max_crop_logit": float("inf")}):
         assert max_crop_text(bad) is None
+
+
+def test_zed_crop_map_reads_the_coders_per_crop_surprise() -> None:
+    from cli.crop_map import zed_crop_map
+    from detectors.zeroshot import SURPRISE_SCALE, crop_surprise
+
+    ev = {"crop_size": 32, "crops_in_image": [[0, 0], [64, 64]], "crop_delta": [[-1.0, 0.2, 0.1], [1.0, 0.0, 0.0]]}
+    crops = crop_surprise(ev)
+    assert [c.p > 0.5 for c in crops] == [True, False]  # cheaper than expected: more predictable
+    assert crops[0].logit == pytest.approx(1.0 / SURPRISE_SCALE)
+    assert crop_surprise({"crop_size": 32, "crops_in_image": [[0, 0]], "crop_delta": []}) == ()
+    assert crop_surprise({"crop_size": 32, "crops_in_image": [[0, 0]], "crop_delta": [["x"]]}) == ()
+    thumb = np.full((48, 48, 3), 128, dtype=np.uint8)
+    out = zed_crop_map(ev, thumb, image_size=(96, 96))
+    assert out is not None and out.dtype == np.uint8 and out.shape[1] == 48
+    top_left, bottom_right = out[4, 4].astype(int), out[40, 40].astype(int)
+    assert top_left[0] > top_left[2] and bottom_right[2] > bottom_right[0]  # red where predictable, blue where costly
+    assert zed_crop_map(ev, None, image_size=(96, 96)) is None
