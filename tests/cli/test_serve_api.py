@@ -87,7 +87,7 @@ def test_card_endpoint_gives_card_images_and_self_contained_html(client: TestCli
     assert body["record"]["file"]["path"] == name
     card = body["card"]
     assert card["path"] == name and card["label"] in LABELS and card["detectors"]
-    assert {f["kind"] for f in card["figures"]} == {"thumbnail", "crops", "residual", "spectrum"}
+    assert {f["kind"] for f in card["figures"]} == {"thumbnail", "crops", "surprise", "residual", "spectrum"}
     assert all(body["images"][f["key"]].startswith("data:image/") for f in card["figures"])
     html = body["report_html"]
     assert 'http-equiv="Content-Security-Policy"' in html
