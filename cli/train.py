@@ -45,14 +45,23 @@ def train(config_path: str, resume: bool, out: str | None, steps: int | None, ma
     continues where the last checkpoint stopped.
     """
     if _config_kind(config_path) == "zed":
-        _train_zed(config_path, resume=resume, out=out, steps=steps, max_minutes=max_minutes, threads=threads, no_export=no_export, quiet=quiet)
-        return
-    from detectors.cnn_training import load_train_config
-    from detectors.cnn_training import train as run_train
+        from detectors.zed_training import load_zed_train_config as load_config
+        from detectors.zed_training import train as run_train
+
+        def summary(res: Any) -> str:
+            val = "n/a" if res.val_bits is None else f"{res.val_bits:.4f} bits/value"
+            return f"validation cost {val}; weights {res.final_path or 'n/a'}"
+    else:
+        from detectors.cnn_training import load_train_config as load_config
+        from detectors.cnn_training import train as run_train
+
+        def summary(res: Any) -> str:
+            best = "n/a" if res.best_score is None else f"{res.best_score:.4f}"
+            return f"best val AUC {best}; best weights {res.best_path}"
 
     console = Console(stderr=True)
     try:
-        cfg = load_train_config(config_path)
+        cfg = load_config(config_path)
     except ValueError as exc:
         raise FatalError(str(exc)) from None
     changes: dict[str, Any] = {}
@@ -74,8 +83,7 @@ def train(config_path: str, resume: bool, out: str | None, steps: int | None, ma
     except (FileNotFoundError, ValueError) as exc:
         raise FatalError(str(exc)) from None
     state = "finished" if res.finished else "stopped (resume with --resume)"
-    best = "n/a" if res.best_score is None else f"{res.best_score:.4f}"
-    console.print(Text(f"detect train: {state} at step {res.step}; best val AUC {best}; best weights {res.best_path}; {res.seconds:.1f} s"))
+    console.print(Text(f"detect train: {state} at step {res.step}; {summary(res)}; {res.seconds:.1f} s"))
     if res.exported:
         console.print(Text(f"exported {res.exported}"))
 
@@ -87,39 +95,3 @@ def _config_kind(path: str) -> str | None:
     except (OSError, ValueError) as exc:
         raise FatalError(f"{path}: {exc}") from None
     return doc.get("kind") if isinstance(doc, dict) else None
-
-
-def _train_zed(config_path: str, *, resume: bool, out: str | None, steps: int | None, max_minutes: float | None,
-               threads: int | None, no_export: bool, quiet: bool) -> None:  # fmt: skip
-    """``detect train`` for a zero-shot config (:func:`detectors.zed_training.train`)."""
-    from detectors.zed_training import load_zed_train_config
-    from detectors.zed_training import train as run_train
-
-    console = Console(stderr=True)
-    try:
-        cfg = load_zed_train_config(config_path)
-    except ValueError as exc:
-        raise FatalError(str(exc)) from None
-    changes: dict[str, Any] = {}
-    if out:
-        changes["out"] = out
-    if no_export:
-        changes["export"] = None
-    if threads is not None:
-        changes["schedule"] = dataclasses.replace(cfg.schedule, num_threads=threads)
-    if changes:
-        cfg = dataclasses.replace(cfg, **changes)
-
-    def log(msg: str) -> None:
-        if not quiet:
-            console.print(Text(msg), highlight=False)
-
-    try:
-        res = run_train(cfg, resume=resume, steps=steps, max_minutes=max_minutes, log=log)
-    except (FileNotFoundError, ValueError) as exc:
-        raise FatalError(str(exc)) from None
-    state = "finished" if res.finished else "stopped (resume with --resume)"
-    val = "n/a" if res.val_bits is None else f"{res.val_bits:.4f} bits/value"
-    console.print(Text(f"detect train: {state} at step {res.step}; validation cost {val}; weights {res.final_path or 'n/a'}; {res.seconds:.1f} s"))
-    if res.exported:
-        console.print(Text(f"exported {res.exported}"))
