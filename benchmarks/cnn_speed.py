@@ -24,14 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import SIZES, median_time, test_image  # noqa: E402
 
 #: (label, backbone, remove_stem_stride, remove_stem_pool)
 CANDIDATES = [
@@ -45,24 +45,6 @@ CANDIDATES = [
     ("tf_efficientnet_lite0", "tf_efficientnet_lite0", False, False),
     ("tf_efficientnet_lite0, no stem stride", "tf_efficientnet_lite0", True, False),
 ]
-SIZES = [(512, 512), (768, 1024), (3000, 4000)]
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-def _image(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w].astype(np.float32) / max(h, w)
-    base = 0.5 + 0.25 * np.sin(6 * xx + 3 * yy)[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
-    return np.clip(base + rng.normal(0, 0.05, (h, w, 3)).astype(np.float32), 0, 1).astype(np.float32)
 
 
 def bench(detector, *, repeats: int, images: dict) -> dict:
@@ -77,7 +59,7 @@ def bench(detector, *, repeats: int, images: dict) -> dict:
         with torch.inference_mode():
             detector.model(x)
 
-    t_net = _median_time(net, repeats)
+    t_net = median_time(net, repeats)
     row = {
         "backbone": cfg.backbone,
         "remove_stem_stride": cfg.remove_stem_stride,
@@ -89,7 +71,7 @@ def bench(detector, *, repeats: int, images: dict) -> dict:
     }
     for (h, w), img in images.items():
         li = LoadedImage(path=None, data=b"", sha256="0" * 64, format="PNG", mode="RGB", width=w, height=h, n_frames=1, regions=(img,))
-        t = _median_time(lambda li=li: detector.analyze(li), repeats)
+        t = median_time(lambda li=li: detector.analyze(li), repeats)
         row[f"detector_s_per_mp_{w}x{h}"] = round(t / (h * w / 1e6), 4)
         row[f"detector_ms_{w}x{h}"] = round(1000 * t, 1)
     return row
@@ -112,7 +94,7 @@ def main() -> None:
     from detectors.cnn_model import CNNModelConfig, build_model
 
     torch.set_num_threads(args.threads)
-    images = {s: _image(*s, seed=i) for i, s in enumerate(SIZES)}
+    images = {s: test_image(*s, seed=i) for i, s in enumerate(SIZES)}
     rows = []
     if args.shipped:
         rows.append({"label": "shipped", **bench(CNNDetector(), repeats=args.repeats, images=images)})

@@ -26,35 +26,16 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SIZES = [(512, 512), (768, 1024), (3000, 4000)]
+from _timing import SIZES, median_time, test_image  # noqa: E402
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-def _image(h: int, w: int, seed: int) -> np.ndarray:
-    """A photo-like test image: smooth colour field, edges, noise, values on the 8-bit grid."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w].astype(np.float32) / max(h, w)
-    base = 0.5 + 0.25 * np.sin(6 * xx + 3 * yy)[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
-    img = np.clip(base + rng.normal(0, 0.05, (h, w, 3)).astype(np.float32), 0, 1)
-    return (np.round(img * 255) / 255).astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,17 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = det.config
     rows = []
     cases = [(f"{w}x{h} synthetic", LoadedImage(path=None, data=b"", sha256="0" * 64, format="PNG", mode="RGB", width=w, height=h,
-                                                n_frames=1, regions=(_image(h, w, seed=h),), region_origins=((0, 0),)))
+                                                n_frames=1, regions=(test_image(h, w, seed=h, quantize=True),), region_origins=((0, 0),)))
              for h, w in SIZES]  # fmt: skip
     cases += [(f"{Path(p).name}", load_image(p)) for p in args.photo]
     for label, img in cases:
         w, h = img.width, img.height
         boxes = select_zed_crops(img.regions, crop_size=cfg.crop_size, n_crops=cfg.n_crops, unit=cfg.unit)
         crops = np.stack([to_levels(img.regions[b.region][b.top : b.top + b.size, b.left : b.left + b.size]) for b in boxes])
-        t_all = _median_time(lambda img=img: det.analyze(img), args.repeats)
-        t_crops = _median_time(lambda img=img: select_zed_crops(img.regions, crop_size=cfg.crop_size, n_crops=cfg.n_crops, unit=cfg.unit),
+        t_all = median_time(lambda img=img: det.analyze(img), args.repeats)
+        t_crops = median_time(lambda img=img: select_zed_crops(img.regions, crop_size=cfg.crop_size, n_crops=cfg.n_crops, unit=cfg.unit),
                                args.repeats)  # fmt: skip
-        t_coder = _median_time(lambda crops=crops: det.features_of_crops(crops), args.repeats)
+        t_coder = median_time(lambda crops=crops: det.features_of_crops(crops), args.repeats)
         rows.append({"image": label, "size": f"{w}x{h}", "megapixels": round(w * h / 1e6, 2), "analyze_s": round(t_all, 4), "crops_s": round(t_crops, 4),
                      "coder_s": round(t_coder, 4), "n_crops": len(boxes), "crop_size": boxes[0].size})  # fmt: skip
         print(f"{label} ({w}x{h}): analyze {t_all:.3f} s (crops {t_crops:.3f} s, coder {t_coder:.3f} s; {len(boxes)} crops of {boxes[0].size} px)")
