@@ -26,11 +26,12 @@ References:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from detectors.weights_io import file_sha256, write_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -280,15 +281,6 @@ def build_model(config: CNNModelConfig, *, seed: int | None = 0) -> torch.nn.Mod
         return CNNClassifier()
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_cnn(model: torch.nn.Module, config: CNNModelConfig, json_path: str | Path) -> CNNModelConfig:
     """Write ``model`` as ``.safetensors`` beside ``json_path`` and the config (with the sha256) as JSON.
 
@@ -300,24 +292,7 @@ def save_cnn(model: torch.nn.Module, config: CNNModelConfig, json_path: str | Pa
     Returns:
         The config as written (weights file name and sha256 filled in).
     """
-    from safetensors.torch import save_file
-
-    json_path = Path(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    weights_file = config.weights_file or (json_path.stem + ".safetensors")
-    state = {
-        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
-    tmp = json_path.parent / (weights_file + ".tmp")
-    save_file(state, str(tmp), metadata={"format": CONFIG_FORMAT, "version": config.version})
-    tmp.replace(json_path.parent / weights_file)
-    (json_path.parent / weights_file).chmod(0o644)  # package data: readable by all (save_file creates 0600)
-    written = config.with_(weights_file=weights_file, weights_sha256=file_sha256(json_path.parent / weights_file))
-    tmp_json = json_path.with_suffix(json_path.suffix + ".tmp")
-    tmp_json.write_text(json.dumps(written.to_dict(), indent=1) + "\n", encoding="utf-8")
-    tmp_json.replace(json_path)
-    return written
+    return write_weights(model, config, json_path, fmt=CONFIG_FORMAT)
 
 
 def read_config(json_path: str | Path) -> CNNModelConfig:

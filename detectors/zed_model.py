@@ -34,7 +34,6 @@ with a plain message. No pickles are read or written.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -362,23 +361,9 @@ def save_zed(model: torch.nn.Module, config: ZedConfig, json_path: str | Path) -
     Returns:
         The config as written (weights file name and sha256 filled in).
     """
-    from safetensors.torch import save_file
+    from detectors.weights_io import write_weights
 
-    from detectors.cnn_model import file_sha256
-
-    json_path = Path(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    weights_file = config.weights_file or (json_path.stem + ".safetensors")
-    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = json_path.parent / (weights_file + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "aidetect-zed/1", "version": config.version})
-    tmp.replace(json_path.parent / weights_file)
-    (json_path.parent / weights_file).chmod(0o644)
-    written = config.with_(weights_file=weights_file, weights_sha256=file_sha256(json_path.parent / weights_file))
-    tmp_json = json_path.with_suffix(json_path.suffix + ".tmp")
-    tmp_json.write_text(json.dumps(written.to_dict(), indent=1) + "\n", encoding="utf-8")
-    tmp_json.replace(json_path)
-    return written
+    return write_weights(model, config, json_path, fmt="aidetect-zed/1")
 
 
 def load_zed(json_path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, ZedConfig]:
@@ -398,7 +383,7 @@ def load_zed(json_path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Mo
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from detectors.cnn_model import file_sha256
+    from detectors.weights_io import file_sha256
     from generators.training_utils import resolve_device
 
     json_path = Path(json_path)
