@@ -624,11 +624,6 @@ class ZedTrainResult:
     seconds: float
 
 
-def _log_line(fh: Any, doc: dict[str, Any]) -> None:
-    fh.write(json.dumps(doc) + "\n")
-    fh.flush()
-
-
 def _batch_bits(model: Any, crops: np.ndarray, n_scales: int, device: Any) -> tuple[Any, list[Any]]:
     """Mean cost (bits per value) over all scales, and per scale, of a ``uint8`` batch (differentiable)."""
     import math
@@ -682,7 +677,7 @@ def train(
 
     from detectors.zed_model import build_model
     from generators.optimization import cosine_lr_factor, set_lr
-    from generators.training_utils import TimeLimit, load_checkpoint, resolve_device, run_training_loop, save_checkpoint
+    from generators.training_utils import TimeLimit, load_checkpoint, log_line, resolve_device, run_training_loop, save_checkpoint
 
     t_start = time.perf_counter()
     sched = config.schedule if steps is None else replace(config.schedule, steps=int(steps))
@@ -742,7 +737,7 @@ def train(
     t_log, n_seen, run_loss, run_per = time.perf_counter(), 0, 0.0, np.zeros(mcfg.n_scales)
     with open(out / "log.jsonl", "a", encoding="utf-8") as fh:
         if step == 0:
-            _log_line(fh, {"event": "start", "config": config.to_dict(), "data": summary, "torch": torch.__version__, "device": str(device),
+            log_line(fh, {"event": "start", "config": config.to_dict(), "data": summary, "torch": torch.__version__, "device": str(device),
                            "threads": sched.num_threads, "host": platform.machine(), "cpu_count": os.cpu_count()})  # fmt: skip
 
         def train_step(i: int) -> None:
@@ -764,13 +759,13 @@ def train(
                 doc = {"step": step, "bits": round(run_loss / n_seen, 5), "bits_per_scale": [round(float(v) / n_seen, 5) for v in run_per],
                        "lr": round(lr_at(step - 1), 7), "sec_per_step": round((now - t_log) / n_seen, 4),
                        "elapsed_s": round(elapsed_before + now - t_start, 1)}  # fmt: skip
-                _log_line(fh, doc)
+                log_line(fh, doc)
                 log(f"step {step}/{sched.steps}: {doc['bits']:.4f} bits/value {doc['bits_per_scale']} ({doc['sec_per_step']:.2f} s/step)")
                 t_log, n_seen, run_loss, run_per = now, 0, 0.0, np.zeros(mcfg.n_scales)
             if len(val) and (step % sched.eval_every == 0 or step == sched.steps):
                 v = validate()
                 val_bits = v["bits"]
-                _log_line(fh, {"step": step, "val": v})
+                log_line(fh, {"step": step, "val": v})
                 log(f"step {step}: validation {v['bits']:.4f} bits/value {v['bits_per_scale']}")
 
         def save(done: int) -> None:
@@ -779,15 +774,15 @@ def train(
         outcome = run_training_loop(start_step=step, total_steps=sched.steps, train_step=train_step, save=save,
                                     checkpoint_every=sched.checkpoint_every, time_limit=limit)  # fmt: skip
         if outcome.stopped:
-            _log_line(fh, {"event": "stopped", "step": step, "reason": "max_minutes"})
+            log_line(fh, {"event": "stopped", "step": step, "reason": "max_minutes"})
             log(f"stopped at step {step} after {max_minutes} min; continue with --resume")
         finished = step >= sched.steps
         exported = final = None
         if finished:
             train_seconds = state_doc()["train_seconds"]
-            _log_line(fh, {"event": "finished", "step": step, "val_bits": val_bits, "train_seconds": round(train_seconds, 1)})
+            log_line(fh, {"event": "finished", "step": step, "val_bits": val_bits, "train_seconds": round(train_seconds, 1)})
             final, exported, fdoc = finalize(config, model.cpu().eval(), tiles, step=step, train_seconds=train_seconds, log=log)
-            _log_line(fh, {"event": "finalized", **{k: fdoc[k] for k in ("tau", "threshold", "calib", "finalize_seconds")}})
+            log_line(fh, {"event": "finalized", **{k: fdoc[k] for k in ("tau", "threshold", "calib", "finalize_seconds")}})
     return ZedTrainResult(step, finished, val_bits, final, exported, time.perf_counter() - t_start)
 
 

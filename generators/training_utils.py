@@ -38,6 +38,7 @@ __all__ = [
     "STATE_FILE",
     "LoopOutcome",
     "TimeLimit",
+    "log_line",
     "load_checkpoint",
     "load_module",
     "load_optimizer",
@@ -53,6 +54,12 @@ STATE_FILE = "state.json"
 
 
 # -- device and seeding --------------------------------------------------------
+
+
+def log_line(fh: Any, doc: dict[str, Any]) -> None:
+    """Append ``doc`` as one JSON line to an open text file and flush it (the trainers' ``log.jsonl``)."""
+    fh.write(json.dumps(doc) + "\n")
+    fh.flush()
 
 
 def resolve_device(device: str = "auto") -> "torch.device":

@@ -16,7 +16,6 @@ References:
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -39,6 +38,7 @@ from generators.optimization import cosine_lr_factor, set_lr
 from generators.training_utils import (
     TimeLimit,
     load_checkpoint,
+    log_line,
     resolve_device,
     run_training_loop,
     save_checkpoint,
@@ -148,11 +148,6 @@ def validate(model: torch.nn.Module, sources: Sequence[PairSource], *, crop_size
     return res
 
 
-def _log_line(fh: Any, doc: dict[str, Any]) -> None:
-    fh.write(json.dumps(doc) + "\n")
-    fh.flush()
-
-
 @dataclass(frozen=True)
 class CNNTrainResult:
     """What a call to :func:`train` did.
@@ -172,11 +167,6 @@ class CNNTrainResult:
     best_path: str | None
     exported: str | None
     seconds: float
-
-
-def _log_line(fh: Any, doc: dict[str, Any]) -> None:
-    fh.write(json.dumps(doc) + "\n")
-    fh.flush()
 
 
 def train(
@@ -272,7 +262,7 @@ def train(
         model.eval()
         v = validate(model, val, crop_size=mcfg.crop_size, schedule=sched)
         model.train()
-        _log_line(fh, {"step": step, "val": v})
+        log_line(fh, {"step": step, "val": v})
         log(f"step {step}: val mean AUC {v['score']:.4f}, loss {v['loss']:.4f}")
         if best_score is None or v["score"] > best_score:
             best_score = v["score"]
@@ -285,7 +275,7 @@ def train(
     t_log, n_seen, run_loss, run_acc = time.perf_counter(), 0, 0.0, 0.0
     with open(out / "log.jsonl", "a", encoding="utf-8") as fh:
         if step == 0:
-            _log_line(fh, {"event": "start", "config": config.to_dict(), "data": summary, "val_data": vsummary,
+            log_line(fh, {"event": "start", "config": config.to_dict(), "data": summary, "val_data": vsummary,
                            "torch": torch.__version__, "device": str(device), "threads": sched.num_threads,
                            "host": platform.machine(), "cpu_count": os.cpu_count()})  # fmt: skip
 
@@ -309,7 +299,7 @@ def train(
                 doc = {"step": step, "loss": round(run_loss / n_seen, 5), "acc": round(run_acc / n_seen, 4),
                        "lr": round(_lr(step - 1, sched), 7), "sec_per_step": round((now - t_log) / n_seen, 4),
                        "elapsed_s": round(elapsed_before + now - t_start, 1)}  # fmt: skip
-                _log_line(fh, doc)
+                log_line(fh, doc)
                 log(f"step {step}/{sched.steps}: loss {doc['loss']:.4f} acc {doc['acc']:.3f} ({doc['sec_per_step']:.2f} s/step)")
                 t_log, n_seen, run_loss, run_acc = now, 0, 0.0, 0.0
             if step % sched.eval_every == 0 or step == sched.steps:
@@ -321,14 +311,14 @@ def train(
         outcome = run_training_loop(start_step=step, total_steps=sched.steps, train_step=train_step, save=save,
                                     checkpoint_every=sched.checkpoint_every, time_limit=limit)  # fmt: skip
         if outcome.stopped:
-            _log_line(fh, {"event": "stopped", "step": step, "reason": "max_minutes"})
+            log_line(fh, {"event": "stopped", "step": step, "reason": "max_minutes"})
             log(f"stopped at step {step} after {max_minutes} min; continue with --resume")
         finished = step >= sched.steps
         if finished and not (out / _BEST / "cnn.json").is_file():  # no validation data: keep the last weights
             save_cnn(model, mcfg.with_(meta={"step": step, "train_config": config.to_dict()}, weights_file="cnn.safetensors"), out / _BEST / "cnn.json")
         exported = None
         if finished:
-            _log_line(fh, {"event": "finished" if step > start_step else "refinalized", "step": step, "best_score": best_score,
+            log_line(fh, {"event": "finished" if step > start_step else "refinalized", "step": step, "best_score": best_score,
                            "train_seconds": round(state_doc()["train_seconds"], 1)})  # fmt: skip
             if config.finalize or config.export:
                 exported = finalize(config, out / _BEST / "cnn.json", log=log, train_seconds=state_doc()["train_seconds"])
